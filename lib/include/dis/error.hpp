@@ -1,0 +1,42 @@
+// Typed errors of libdis. The library throws dis::Error and never exits; front ends catch
+// once at their edge, print one line and map the kind to an exit code.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dis {
+
+enum class ErrorKind {
+    invalid_input, // bad argument, malformed file, unknown BDF
+    not_found,     // a file, device, node or segment that does not exist
+    permission,    // the OS refused access
+    os,            // any other failed system call
+    timeout,       // an operation did not complete in time
+    fabric_down,   // a fabric node or daemon is unreachable
+    check_failed,  // a check ran and found problems (not an error of the tool)
+};
+
+// Exit codes shared by every command (see dis-tool(1)).
+inline constexpr int k_exit_ok = 0;
+inline constexpr int k_exit_check_failed = 1;
+inline constexpr int k_exit_usage = 2;
+inline constexpr int k_exit_fabric = 3;
+
+class Error : public std::runtime_error {
+public:
+    Error(ErrorKind kind, const std::string& message)
+        : std::runtime_error(message), m_kind(kind) {}
+    ErrorKind kind() const noexcept { return m_kind; }
+
+private:
+    ErrorKind m_kind;
+};
+
+// Builds an Error of kind os from errno, prefixed with what was being done.
+Error os_error(const std::string& what, int errnum);
+
+const char* to_string(ErrorKind kind) noexcept;
+int exit_code_for(ErrorKind kind) noexcept;
+
+} // namespace dis

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds dis-tool and runs the whole test suite (the README's second command).
+#   BUILD_DIR   build directory (default: build)
+#   WERROR      ON/OFF, warnings as errors (default: ON)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DDIS_WERROR="${WERROR:-ON}" >/dev/null
+cmake --build "$build" -j2
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j2

@@ -1,0 +1,41 @@
+// Shared plumbing of the dis-tool front end: the global options every subcommand accepts,
+// and the one place that chooses between the text and JSON renderings of a model.
+#pragma once
+
+#include "dis/output.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+namespace dis::cli {
+
+struct GlobalOptions {
+    std::string output = "table";
+    bool verbose = false;
+};
+
+// Passed to every area's commands: the parsed global options and the exit code the
+// command wants (commands that run checks return 1 or 2 without it being an error).
+struct Context {
+    GlobalOptions options;
+    int exit_code = 0;
+
+    output::Format format() const { return output::parse_format(options.output); }
+};
+
+// Prints `doc` in JSON mode; otherwise calls `text` to write the human rendering.
+// CSV falls back to text for commands without a tabular CSV form.
+void emit(const Context& ctx, const nlohmann::json& doc,
+          const std::function<void(std::ostream&)>& text);
+
+// Areas register their noun commands on the root app (explicit list in main.cpp).
+void register_pci_commands(CLI::App& app, Context& ctx);
+void register_iommu_commands(CLI::App& app, Context& ctx);
+void register_p2p_commands(CLI::App& app, Context& ctx);
+void register_device_commands(CLI::App& app, Context& ctx);
+
+} // namespace dis::cli
