@@ -37,5 +37,7 @@ void register_pci_commands(CLI::App& app, Context& ctx);
 void register_iommu_commands(CLI::App& app, Context& ctx);
 void register_p2p_commands(CLI::App& app, Context& ctx);
 void register_device_commands(CLI::App& app, Context& ctx);
+void register_fabric_commands(CLI::App& app, Context& ctx); // fabric, topology, probe, segment
+void register_bench_commands(CLI::App& app, Context& ctx);
 
 } // namespace dis::cli

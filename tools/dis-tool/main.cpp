@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     register_iommu_commands(app, ctx);
     register_p2p_commands(app, ctx);
     register_device_commands(app, ctx);
+    register_fabric_commands(app, ctx);
+    register_bench_commands(app, ctx);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,8 @@
+#include "cli.hpp"
+
+namespace dis::cli {
+void register_fabric_commands(CLI::App& app, Context& ctx) {
+    (void)app;
+    (void)ctx;
+}
+} // namespace dis::cli
