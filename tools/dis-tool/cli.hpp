@@ -3,6 +3,7 @@
 #pragma once
 
 #include "dis/output.hpp"
+#include "dis/pci.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,16 @@ struct Context {
 
     output::Format format() const { return output::parse_format(options.output); }
 };
+
+// Where host-PCIe commands read the hierarchy from: live (default), --dump FILE or
+// --sysfs-root DIR. Shared by pci, iommu, p2p and device commands.
+struct PciSourceOptions {
+    std::string dump;
+    std::string sysfs_root;
+
+    pci::Source source() const;
+};
+void add_pci_source_options(CLI::App* cmd, PciSourceOptions& opts);
 
 // Prints `doc` in JSON mode; otherwise calls `text` to write the human rendering.
 // CSV falls back to text for commands without a tabular CSV form.
