@@ -166,6 +166,34 @@ std::map<dis::pci::Bdf, std::optional<dis::pci::Bdf>> parse_lspci_tree(const std
     return parents;
 }
 
+// `lspci -vmm` / `-vmmn` blocks: "Key:\tvalue" lines, a blank line between devices.
+std::map<std::string, std::map<std::string, std::string>>
+parse_lspci_machine(const std::string& text) {
+    std::map<std::string, std::map<std::string, std::string>> out;
+    std::istringstream in(text);
+    std::string line, slot;
+    std::map<std::string, std::string> fields;
+    auto flush = [&] {
+        if (!fields.empty()) {
+            auto bdf = dis::pci::Bdf::try_parse(fields["Slot"]);
+            REQUIRE(bdf);
+            out[bdf->to_string()] = fields;
+        }
+        fields.clear();
+    };
+    while (std::getline(in, line)) {
+        if (line.empty()) {
+            flush();
+            continue;
+        }
+        auto tab = line.find(":\t");
+        REQUIRE(tab != std::string::npos);
+        fields[line.substr(0, tab)] = line.substr(tab + 2);
+    }
+    flush();
+    return out;
+}
+
 int rank(const std::string& speed) {
     static const std::vector<std::string> k_speeds = {"2.5GT/s", "5GT/s",  "8GT/s",
                                                       "16GT/s",  "32GT/s", "64GT/s"};
@@ -231,6 +259,11 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
         REQUIRE(ours.size() == theirs.size());
         REQUIRE(lspci_parents.size() == theirs.size());
 
+        auto names = parse_lspci_machine(dis::test::run({k_lspci, "-F", file, "-vmm"}).out);
+        auto numbers = parse_lspci_machine(dis::test::run({k_lspci, "-F", file, "-vmmn"}).out);
+        REQUIRE(names.size() == theirs.size());
+        REQUIRE(numbers.size() == theirs.size());
+
         std::map<dis::pci::Bdf, const LspciDevice*> by_bdf;
         for (const auto& t : theirs)
             by_bdf[t.bdf] = &t;
@@ -246,6 +279,30 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
             CHECK(o["vendor_id"] == t.vendor_id);
             CHECK(o["device_id"] == t.device_id);
             CHECK(o["class"] == t.class_id);
+
+            // Names from pci.ids (lspci falls back to "Device 9716" where we say null),
+            // subsystem ids, revision and programming interface.
+            auto& nm = names[t.bdf.to_string()];
+            auto& num = numbers[t.bdf.to_string()];
+            if (o["vendor_name"].is_null())
+                CHECK(nm["Vendor"].find(t.vendor_id) != std::string::npos);
+            else
+                CHECK(o["vendor_name"] == nm["Vendor"]);
+            if (o["device_name"].is_null())
+                CHECK(nm["Device"] == "Device " + t.device_id);
+            else
+                CHECK(o["device_name"] == nm["Device"]);
+            if (!o["class_name"].is_null())
+                CHECK(o["class_name"] == nm["Class"]);
+            if (num.count("SVendor")) {
+                CHECK(o["subsystem_vendor_id"] == num["SVendor"]);
+                CHECK(o["subsystem_device_id"] == num["SDevice"]);
+            } else {
+                CHECK((o["subsystem_vendor_id"] == "0000" || o["subsystem_vendor_id"] == "ffff"));
+            }
+            CHECK(o["revision"] == (num.count("Rev") ? num["Rev"] : "00"));
+            if (num.count("ProgIf"))
+                CHECK(o["prog_if"] == num["ProgIf"]);
 
             // Bridge buses.
             CHECK(o["secondary_bus"].is_null() == !t.secondary);
