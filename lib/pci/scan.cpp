@@ -419,6 +419,10 @@ Topology scan(const Source& source) {
         break;
     }
 
+    // Names come from pci.ids alone: libpci's udev hwdb fallback leaks its udev handle and
+    // makes names depend on the machine's hwdb rather than the id file.
+    access.set_param("hwdb.disable", "1");
+
     bool ok = run_guarded(
         [](pci_access* acc) {
             pci_init(acc);

@@ -251,3 +251,36 @@ TEST_CASE("pci list reports an unreadable dump as a permission error", "[pci][cl
     CHECK(r.err ==
           "dis-tool: error: cannot open dump '" + dump.string() + "': Permission denied\n");
 }
+
+TEST_CASE("pci show --sysfs-root reads a copied /sys", "[pci][cli]") {
+    namespace fs = std::filesystem;
+    dis::test::TempDir dir;
+    fs::path dev = dir.path() / "devices/pci0000:00/0000:00:02.0";
+    std::string config(256, '\0');
+    config[0] = '\xf4'; // 1af4:1042, mass storage
+    config[1] = '\x1a';
+    config[2] = '\x42';
+    config[3] = '\x10';
+    config[0x0b] = '\x01';
+    dis::test::write_file(dev / "config", config);
+    dis::test::write_file(dev / "numa_node", "0\n");
+    fs::create_directories(dir.path() / "bus/pci/drivers/virtio-pci");
+    fs::create_directory_symlink("../../../bus/pci/drivers/virtio-pci", dev / "driver");
+    fs::create_directories(dir.path() / "bus/pci/devices");
+    fs::create_directory_symlink("../../../devices/pci0000:00/0000:00:02.0",
+                                 dir.path() / "bus/pci/devices/0000:00:02.0");
+
+    auto r = dis::test::run_tool(
+        {"pci", "show", "00:02.0", "--sysfs-root", dir.path().string(), "-o", "json"});
+    REQUIRE(r.exit_code == 0);
+    auto doc = nlohmann::json::parse(r.out);
+    CHECK(doc["vendor_id"] == "1af4");
+    CHECK(doc["device_id"] == "1042");
+    CHECK(doc["class"] == "0100");
+    CHECK(doc["driver"] == "virtio-pci");
+    CHECK(doc["numa_node"] == 0);
+    CHECK(doc["config_size"] == 256);
+    auto t = dis::test::run_tool({"pci", "tree", "--sysfs-root", dir.path().string()});
+    REQUIRE(t.exit_code == 0);
+    CHECK(t.out.rfind("[0000:00]\n\\-00:02.0  Red Hat, Inc.", 0) == 0);
+}

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -37,6 +38,9 @@ struct LspciDevice {
     std::optional<LspciLink> link;
     std::optional<std::map<std::string, bool>> acs_cap, acs_ctl;
     std::optional<std::map<std::string, bool>> ue_status, ce_status;
+    bool flr = false;                      // DevCap FLReset+ or AFCap FLR+
+    std::optional<std::vector<int>> sriov; // initial, total, number of VFs
+    std::string vf_device_id;
 };
 
 std::map<std::string, bool> flag_words(const std::string& text) {
@@ -115,7 +119,19 @@ std::vector<LspciDevice> parse_lspci_verbose(const std::string& text) {
             d.ue_status = flag_words(after(line, "UESta:"));
         } else if (line.rfind("\t\tCESta:\t", 0) == 0 && !d.ce_status) {
             d.ce_status = flag_words(after(line, "CESta:"));
+        } else if (line.rfind("\t\tAFCap:", 0) == 0) {
+            d.flr = d.flr || flag_words(after(line, "AFCap:"))["FLR"];
+        } else if (line.rfind("\t\tInitial VFs: ", 0) == 0 && !d.sriov) {
+            int initial = 0, total = 0, number = 0;
+            REQUIRE(std::sscanf(line.c_str(),
+                                "\t\tInitial VFs: %d, Total VFs: %d, Number of VFs: %d", &initial,
+                                &total, &number) == 3);
+            d.sriov = std::vector<int>{initial, total, number};
+        } else if (line.rfind("\t\tVF offset: ", 0) == 0 && d.vf_device_id.empty()) {
+            d.vf_device_id = after(line, "Device ID: ").substr(0, 4);
         }
+        if (line.find("FLReset+") != std::string::npos)
+            d.flr = true;
         last_cap_line.clear();
     }
     return out;
@@ -391,6 +407,15 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
                 REQUIRE(t.acs_ctl);
                 check_acs(o["acs"]["cap"], *t.acs_cap);
                 check_acs(o["acs"]["ctl"], *t.acs_ctl);
+            }
+
+            CHECK(o["flr_capable"].get<bool>() == t.flr);
+            CHECK(o["sriov"].is_null() == !t.sriov);
+            if (t.sriov && o["sriov"].is_object()) {
+                CHECK(o["sriov"]["initial_vfs"] == (*t.sriov)[0]);
+                CHECK(o["sriov"]["total_vfs"] == (*t.sriov)[1]);
+                CHECK(o["sriov"]["num_vfs"] == (*t.sriov)[2]);
+                CHECK(o["sriov"]["vf_device_id"] == t.vf_device_id);
             }
 
             // AER status.
