@@ -39,24 +39,29 @@ devices_in_dump=$(grep -cE '^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] ' "$dump
 
 now_ns() { date +%s%N; }
 
-# time_runs OUTFILE CMD...: prints the median wall time in ms over $runs runs.
-time_runs() {
-    local out=$1
+# run_us OUTFILE CMD...: wall time of one run in microseconds.
+run_us() {
+    local out=$1 t0 t1
     shift
-    local samples=()
-    for ((r = 0; r < runs; r++)); do
-        local t0 t1
-        t0=$(now_ns)
-        "$@" >"$out" 2>/dev/null
-        t1=$(now_ns)
-        samples+=($(((t1 - t0) / 1000)))
-    done
-    printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {
+    t0=$(now_ns)
+    "$@" >"$out" 2>/dev/null
+    t1=$(now_ns)
+    echo $(((t1 - t0) / 1000))
+}
+
+median_ms() {
+    sort -n | awk '{a[NR]=$1} END {
         m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f\n", m / 1000 }'
 }
 
-lspci_ms=$(time_runs "$work/lspci.out" lspci -F "$dump" -tv)
-ours_ms=$(time_runs "$work/ours.out" "$tool" pci tree --dump "$dump")
+# The two commands alternate, so load from other processes hits both alike.
+lspci_samples=() ours_samples=()
+for ((r = 0; r < runs; r++)); do
+    lspci_samples+=("$(run_us "$work/lspci.out" lspci -F "$dump" -tv)")
+    ours_samples+=("$(run_us "$work/ours.out" "$tool" pci tree --dump "$dump")")
+done
+lspci_ms=$(printf '%s\n' "${lspci_samples[@]}" | median_ms)
+ours_ms=$(printf '%s\n' "${ours_samples[@]}" | median_ms)
 
 # Devices each printed: lspci -tv writes every device as "-BB.F" after a connector; ours
 # writes one device per line after "+-" or "\-".
