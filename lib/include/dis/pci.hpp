@@ -62,6 +62,9 @@ struct Link {
     // of the two ends' capabilities (only the device's own capability when the partner is
     // not visible).
     bool downgraded = false;
+    // LnkSta DLActive, when the port can report it (LnkCap LLActRep+); a port whose data
+    // link is down has no trained link and is never `downgraded`.
+    std::optional<bool> dl_active;
 };
 
 // ACS capability or control bits (PCIe Base 6.0, 7.7.8), named as lspci names them.
@@ -87,7 +90,11 @@ struct Aer {
     std::vector<std::string> correctable_status;
     // file name ("aer_dev_correctable") -> counter name ("RxErr", "TOTAL_ERR_COR") -> value
     std::map<std::string, std::map<std::string, std::uint64_t>> counters;
+    // Only the sysfs counters are known: the AER capability itself was not read (none, or
+    // extended config space unreadable), so the status lists say nothing.
+    bool counters_only = false;
 
+    // Any status bit set or any nonzero sysfs counter.
     bool has_errors() const;
 };
 
@@ -122,7 +129,7 @@ struct Device {
     std::uint8_t header_type = 0; // 0 normal, 1 PCI-PCI bridge, 2 CardBus (no MF bit)
     bool multifunction = false;
 
-    std::optional<Bdf> parent;           // upstream bridge; nullopt at a root bus
+    std::optional<Bdf> parent;               // upstream bridge; nullopt at a root bus
     std::optional<std::uint8_t> primary_bus; // bridges only
     std::optional<std::uint8_t> secondary_bus;
     std::optional<std::uint8_t> subordinate_bus;
@@ -140,6 +147,11 @@ struct Device {
     std::optional<int> numa_node;
     std::optional<int> iommu_group;
     std::vector<std::string> reset_methods;
+
+    // Bytes of configuration space the source provided (64, 256 or 4096 normally).
+    std::size_t config_size = 0;
+    // Offset of the PCIe capability (0 without one); lets readers locate more registers.
+    std::uint8_t pcie_cap_offset = 0;
 
     bool is_bridge() const { return header_type == 1 || header_type == 2; }
 };
@@ -185,5 +197,26 @@ Topology scan(const Source& source);
 
 // The fixed JSON object of one device (schema in dis-tool-pci(1)).
 nlohmann::json to_json(const Device& device);
+
+// The hierarchy as `lspci -t` groups it: one root per top-level bus, children by parent.
+struct TreeNode {
+    const Device* device = nullptr;
+    std::vector<TreeNode> children;
+};
+struct TreeRoot {
+    std::uint32_t domain = 0;
+    std::uint8_t bus = 0;
+    std::vector<TreeNode> devices;
+};
+std::vector<TreeRoot> build_tree(const Topology& topology);
+
+// Text rendering of the tree, one device per line with link speed/width and marks for
+// downgraded links ("!downgraded") and AER errors ("!aer"); ends with a newline per line.
+std::string render_tree_text(const Topology& topology);
+// JSON rendering: [{"domain", "bus", "devices": [device object + "children": [...]]}].
+nlohmann::json tree_to_json(const Topology& topology);
+
+// One-line link summary: "8GT/s x4", or "2.5GT/s x1 (max 8GT/s x4)" below its capability.
+std::string describe_link(const Link& link);
 
 } // namespace dis::pci
