@@ -34,7 +34,10 @@ inline pci::Device endpoint(const std::string& bdf, std::optional<std::string> p
     d.class_id = 0x0200;
     d.class_name = "Ethernet controller";
     d.port_type = pci::PortType::endpoint;
-    d.link = pci::Link{"8GT/s", 8, "8GT/s", 8, false};
+    pci::Link link;
+    link.max_speed = link.speed = "8GT/s";
+    link.max_width = link.width = 8;
+    d.link = link;
     pci::Bar bar;
     bar.index = 0;
     bar.base = 0xf0000000;
