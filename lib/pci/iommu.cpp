@@ -64,6 +64,12 @@ AcsCheck check_acs_flags(const Device& device) {
     return out;
 }
 
+// The kernel marks every function above 0 as multifunction (pci_scan_slot), whatever its
+// header type's bit says; function 0 carries the bit.
+bool kernel_multifunction(const Device& device) {
+    return device.multifunction || device.bdf.function > 0;
+}
+
 // True for bridges behind which the kernel sees DMA aliased to the bridge's requester ID
 // (pci_for_each_dma_alias): conventional PCI bridges and PCIe-to-PCI/PCI-X bridges.
 bool aliases_requester_id(const Device& bridge) {
@@ -152,7 +158,7 @@ AcsCheck check_acs(const Device& device) {
     case PortType::legacy_endpoint:
     case PortType::rc_integrated_endpoint:
         // PCIe 3.0 6.12.1.2: ACS matters for these only within a multifunction device.
-        if (device.multifunction)
+        if (kernel_multifunction(device))
             return check_acs_flags(device);
         break;
     case PortType::unknown:
@@ -210,7 +216,7 @@ std::vector<IommuGroup> predict_iommu_groups(const Topology& topology) {
         const Bdf& a = anchor_of[d.bdf];
         if (a != d.bdf)
             continue;
-        if (!d.multifunction || check_acs(d).enabled)
+        if (!kernel_multifunction(d) || check_acs(d).enabled)
             continue;
         for (const auto& other : devices)
             if (other.bdf != d.bdf && same_slot(other.bdf, d.bdf) && !check_acs(other).enabled)
@@ -314,7 +320,7 @@ IommuReport analyze_iommu(const Topology& topology) {
                     iso.reasons.push_back("bridge " + gap.bridge.to_string() + ": " + gap.reason);
             }
             AcsCheck own = check_acs(d);
-            if (shares_sibling && d.multifunction && !own.enabled)
+            if (shares_sibling && !own.enabled)
                 iso.reasons.push_back("multifunction device without ACS isolation between its "
                                       "functions (" +
                                       own.reason + ")");

@@ -75,6 +75,15 @@ TEST_CASE("iommu on the ASUS P6T6 dump predicts groups from ACS and says there i
                                    "0000:08:00.0"});
     CHECK(device_entry(doc, "0000:08:00.0")["isolated"] == false);
 
+    // ICH10 UHCI/EHCI functions: conventional PCI in one slot. Only 00:1a.0 has the
+    // multifunction bit, but the kernel marks functions above 0 multifunction too.
+    CHECK(group_members(doc, "0000:00:1a.7") ==
+          std::vector<std::string>{"0000:00:1a.0", "0000:00:1a.1", "0000:00:1a.2", "0000:00:1a.7"});
+    CHECK(device_entry(doc, "0000:00:1a.7")["reasons"].dump().find(
+              "multifunction device without ACS") != std::string::npos);
+    // The HD audio controller is a single-function root-complex integrated endpoint.
+    CHECK(group_members(doc, "0000:00:1b.0") == std::vector<std::string>{"0000:00:1b.0"});
+
     // Text mode says it plainly.
     auto text = run_tool({"iommu", "--dump", fixture("pci/tree-asus-p6t6.txt")});
     CHECK(text.exit_code == 0);

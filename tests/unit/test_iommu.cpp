@@ -63,6 +63,11 @@ TEST_CASE("check_acs follows pci_acs_enabled for each port type", "[iommu]") {
         CHECK_FALSE(check_acs(ep).enabled);
         ep.acs = full_acs();
         CHECK(check_acs(ep).enabled);
+        // The kernel treats every function above 0 as multifunction (pci_scan_slot), even
+        // when its header type lacks the bit, as on ICH10's 00:1a.1.
+        auto fn1 = endpoint("01:00.1", "00:01.0");
+        REQUIRE_FALSE(fn1.multifunction);
+        CHECK_FALSE(check_acs(fn1).enabled);
     }
     SECTION("conventional PCI and PCIe-to-PCI bridges cannot provide ACS") {
         auto conv = endpoint("05:00.0", "00:1e.0");

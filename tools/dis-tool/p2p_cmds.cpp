@@ -56,7 +56,7 @@ void run_p2p(Context& ctx, const P2pCmdOptions& opts) {
             out << "Fewer than two devices with memory BARs: nothing to compare.\n";
             return;
         }
-        std::vector<output::Column> cols{{""}};
+        std::vector<output::Column> cols{{"DEVICE"}};
         for (const auto& b : matrix.devices)
             cols.push_back({short_bdf(b)});
         output::Table grid(cols);
