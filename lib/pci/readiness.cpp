@@ -99,7 +99,11 @@ ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
     // Class: bridges route other devices' traffic and are never lent themselves.
     char cls[8];
     std::snprintf(cls, sizeof cls, "%04x", d.class_id);
-    std::string class_text = (d.class_name.empty() ? "class" : d.class_name) + " [" + cls + "]";
+    // Names of unknown classes already carry the number ("Unassigned class [ffff]").
+    std::string class_text = d.class_name.empty() ? std::string("class [") + cls + "]"
+                             : d.class_name.find('[') != std::string::npos
+                                 ? d.class_name
+                                 : d.class_name + " [" + cls + "]";
     if (d.is_bridge() || (d.class_id >> 8) == 0x06)
         add(r, "class", Severity::error,
             class_text + " is a bridge; lend the endpoints behind it instead");
