@@ -280,10 +280,16 @@ P2pPath p2p_path(const Topology& topology, const Bdf& a_bdf, const Bdf& b_bdf,
     const Device& top_a = *chain_a.back();
     const Device& top_b = *chain_b.back();
 
+    HostVerdict hv = host_bridge_verdict(topology, top_a, top_b);
+    if (options.cpu_supports_p2pdma) {
+        hv.allowed = true;
+        hv.explanation = "the CPU (AMD Zen or later) routes P2P through its root complex";
+    }
+    path.host_bridge_allowed = hv.allowed;
+
     if (found && redirects.empty()) {
         path.map = P2pMap::bus_address;
         path.distance = path.hops;
-        path.host_bridge_allowed = true; // not needed; the switch routes it
         path.reason =
             "through common upstream bridge " + path.common_bridge->to_string() + " by bus address";
     } else {
@@ -296,12 +302,6 @@ P2pPath p2p_path(const Topology& topology, const Bdf& a_bdf, const Bdf& b_bdf,
         } else {
             why = "no common upstream bridge";
         }
-        HostVerdict hv = host_bridge_verdict(topology, top_a, top_b);
-        if (options.cpu_supports_p2pdma) {
-            hv.allowed = true;
-            hv.explanation = "the CPU (AMD Zen or later) routes P2P through its root complex";
-        }
-        path.host_bridge_allowed = hv.allowed;
         path.map = hv.allowed ? P2pMap::host_bridge : P2pMap::not_supported;
         path.distance = hv.allowed ? path.hops : -1;
         path.reason = why + "; " + hv.explanation;

@@ -6,7 +6,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -52,6 +51,51 @@ const char* sysfs_speed(int code) {
     }
 }
 
+bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+// "NN: xx xx ..." (offset of 2 or 3 hex digits, then 1 to 16 bytes) -> offset and bytes.
+// Hand-parsed: std::regex trips GCC 12's -Wmaybe-uninitialized under the sanitizers.
+std::optional<std::pair<std::size_t, std::vector<std::uint8_t>>>
+parse_hex_line(const std::string& line) {
+    auto colon = line.find(':');
+    if (colon != 2 && colon != 3)
+        return std::nullopt;
+    for (std::size_t i = 0; i < colon; ++i)
+        if (!is_hex(line[i]))
+            return std::nullopt;
+    std::vector<std::uint8_t> bytes;
+    std::istringstream rest(line.substr(colon + 1));
+    std::string tok;
+    while (rest >> tok) {
+        if (tok.size() != 2 || !is_hex(tok[0]) || !is_hex(tok[1]))
+            return std::nullopt;
+        bytes.push_back(static_cast<std::uint8_t>(std::stoul(tok, nullptr, 16)));
+    }
+    if (bytes.empty() || bytes.size() > 16)
+        return std::nullopt;
+    return std::make_pair(std::stoul(line.substr(0, colon), nullptr, 16), bytes);
+}
+
+// The BDF that starts a device header line ("BB:DD.F ..." or "DDDD:BB:DD.F ...").
+std::optional<std::string> header_bdf(const std::string& line) {
+    auto space = line.find(' ');
+    if (space == std::string::npos)
+        return std::nullopt;
+    std::string tok = line.substr(0, space);
+    const std::string shape = tok.size() == 12 ? "hhhh:hh:hh.f" : "hh:hh.f";
+    if (tok.size() != shape.size())
+        return std::nullopt;
+    for (std::size_t i = 0; i < tok.size(); ++i) {
+        char want = shape[i];
+        if ((want == 'h' && !is_hex(tok[i])) || (want == 'f' && (tok[i] < '0' || tok[i] > '7')) ||
+            (want != 'h' && want != 'f' && tok[i] != want))
+            return std::nullopt;
+    }
+    return tok;
+}
+
 } // namespace
 
 std::string full_bdf(const std::string& bdf) {
@@ -87,36 +131,27 @@ ConfigSpace ConfigSpace::from_dump(const fs::path& dump, const std::string& bdf)
     if (!in)
         throw std::runtime_error("cannot read dump " + dump.string());
     const std::string want = full_bdf(bdf);
-    static const std::regex hex_line(R"(^([0-9a-f]{2,3}): ((?:[0-9a-f]{2} ?){1,16})\s*$)");
     ConfigSpace cs;
     cs.m_bytes.assign(0, 0);
     bool inside = false;
     bool found = false;
     std::string line;
     while (std::getline(in, line)) {
-        std::smatch m;
-        if (std::regex_match(line, m, hex_line)) {
+        if (auto hex_line = parse_hex_line(line)) {
             if (!inside)
                 continue;
-            std::size_t off = std::stoul(m[1].str(), nullptr, 16);
-            std::istringstream bytes(m[2].str());
-            std::string b;
-            while (bytes >> b) {
+            std::size_t off = hex_line->first;
+            for (auto b : hex_line->second) {
                 if (cs.m_bytes.size() <= off)
                     cs.m_bytes.resize(off + 1, 0);
-                cs.m_bytes[off++] = static_cast<std::uint8_t>(std::stoul(b, nullptr, 16));
+                cs.m_bytes[off++] = b;
             }
             continue;
         }
-        if (line.empty() || line[0] == '\t' || line[0] == ' ')
+        auto bdf_text = header_bdf(line);
+        if (!bdf_text)
             continue;
-        auto token = line.substr(0, line.find(' '));
-        bool is_header = false;
-        try {
-            is_header = full_bdf(token) == want;
-        } catch (const std::invalid_argument&) {
-            is_header = false;
-        }
+        bool is_header = full_bdf(*bdf_text) == want;
         if (inside && !is_header)
             break;
         inside = is_header;
@@ -401,20 +436,12 @@ void SysfsTree::add_dump(const fs::path& dump, const std::function<void(FakeDevi
     // Every device header line ("BB:DD.F ..." or "DDDD:BB:DD.F ...") of the dump.
     std::ifstream in(dump);
     REQUIRE(in.good());
-    static const std::regex header(R"(^((?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) .*)");
     std::vector<FakeDevice> devices;
     std::string line;
     while (std::getline(in, line)) {
-        std::smatch m;
-        if (std::regex_match(line, m, header)) {
-            FakeDevice d{full_bdf(m[1].str()),
-                         "",
-                         ConfigSpace::from_dump(dump, m[1].str()),
-                         {},
-                         {},
-                         -1,
-                         {},
-                         {}};
+        if (auto bdf = header_bdf(line)) {
+            FakeDevice d{
+                full_bdf(*bdf), "", ConfigSpace::from_dump(dump, *bdf), {}, {}, -1, {}, {}};
             devices.push_back(std::move(d));
         }
     }

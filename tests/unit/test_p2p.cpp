@@ -22,6 +22,7 @@ TEST_CASE("two functions below one downstream port without redirect: bus address
     CHECK(p.common_bridge->to_string() == "0000:05:02.0");
     CHECK(p.acs_redirects.empty());
     CHECK(p.topo == TopoClass::pix);
+    CHECK_FALSE(p.host_bridge_allowed); // 8086:3405 would not, but the switch routes it
 }
 
 TEST_CASE("ACS redirect below the common switch sends P2P to the host bridge", "[p2p]") {

@@ -56,7 +56,7 @@ struct P2pPath {
     int distance = -1; // the kernel's pci_p2pdma_distance(): hops, or -1 when not supported
     std::optional<Bdf> common_bridge; // nullopt: no common upstream bridge
     std::vector<AcsRedirect> acs_redirects;
-    bool host_bridge_allowed = false; // the allow-list (or the CPU) permits host-bridge P2P
+    bool host_bridge_allowed = false; // the allow-list (or the CPU) would route it via the host
     std::string reason;
     TopoClass topo = TopoClass::sys;
 };
