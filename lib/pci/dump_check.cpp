@@ -97,7 +97,8 @@ private:
 };
 
 std::string read_all(const std::string& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is rejected below.
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0)
         throw os_error("cannot open dump '" + path + "'", errno);
     struct stat st {};
@@ -137,11 +138,11 @@ std::size_t validate_dump(const std::string& path) {
     std::set<Bdf> seen;
     bool in_device = false;
     Bdf current;
-    std::size_t current_len = 0;
-    auto finish_device = [&](std::size_t line_no) {
+    std::size_t current_len = 0, current_line = 0;
+    auto finish_device = [&] {
         if (in_device && current_len < 64)
-            throw fail(line_no, "device " + current.to_string() +
-                                    " has fewer than 64 bytes of configuration space");
+            throw fail(current_line, "device " + current.to_string() +
+                                         " has fewer than 64 bytes of configuration space");
     };
 
     std::size_t pos = 0, line_no = 0;
@@ -164,16 +165,17 @@ std::size_t validate_dump(const std::string& path) {
             if (bad)
                 throw fail(line_no, "impossible device address '" +
                                         std::string(line.substr(0, line.find(' '))) + "'");
-            finish_device(line_no);
+            finish_device();
             if (!seen.insert(*bdf).second)
                 throw fail(line_no, "device " + bdf->to_string() + " appears twice");
             in_device = true;
             current = *bdf;
             current_len = 0;
+            current_line = line_no;
             continue;
         }
         if (line.empty()) {
-            finish_device(line_no);
+            finish_device();
             in_device = false;
             continue;
         }
@@ -202,7 +204,7 @@ std::size_t validate_dump(const std::string& path) {
         if (count > 0)
             current_len = std::max<std::size_t>(current_len, offset + count);
     }
-    finish_device(line_no);
+    finish_device();
     if (seen.empty())
         throw Error(ErrorKind::invalid_input,
                     "malformed dump '" + path + "': no device found (expected lspci -x output)");

@@ -137,21 +137,16 @@ std::map<std::string, std::uint64_t> parse_counters(const std::string& text) {
     return out;
 }
 
-// The directory a /sys/bus/pci/devices entry points to, mapped into `root` when the copy
-// kept absolute links ("/sys/devices/...").
-std::optional<fs::path> device_target(const fs::path& root, const fs::path& entry) {
+// The directory a /sys/bus/pci/devices entry points to (nullopt when it is not a link).
+std::optional<fs::path> device_target(const fs::path& entry) {
     std::error_code ec;
     if (!fs::is_symlink(entry, ec))
         return std::nullopt;
     fs::path target = fs::read_symlink(entry, ec);
     if (ec)
         return std::nullopt;
-    if (target.is_absolute()) {
-        std::string t = target.string();
-        if (t.rfind("/sys/", 0) == 0 && root != "/sys")
-            target = root / t.substr(5);
+    if (target.is_absolute())
         return target.lexically_normal();
-    }
     return (entry.parent_path() / target).lexically_normal();
 }
 
@@ -196,7 +191,7 @@ void read_sysfs_attributes(const fs::path& root, Device& dev, bool& parent_known
         }
     }
     // Parent: the directory holding this device's directory, when it is a PCI device.
-    if (auto target = device_target(root, dir)) {
+    if (auto target = device_target(dir)) {
         parent_known = true;
         if (auto parent = Bdf::try_parse(target->parent_path().filename().string()))
             dev.parent = *parent;
@@ -342,6 +337,18 @@ void check_sysfs_root(const std::string& root) {
             throw Error(ErrorKind::invalid_input, "unexpected entry '" + name + "' in " +
                                                       devices.string() +
                                                       " (expected PCI addresses)");
+        // libpci follows the links; one leaving a copied tree (an absolute /sys/... link)
+        // would silently read this machine's devices instead of the copy's.
+        if (auto target = device_target(entry.path()); target && root != "/sys") {
+            std::error_code canon_ec;
+            fs::path base = fs::weakly_canonical(root, canon_ec);
+            fs::path resolved = fs::weakly_canonical(*target, canon_ec);
+            auto rel = resolved.lexically_relative(base);
+            if (rel.empty() || *rel.begin() == "..")
+                throw Error(ErrorKind::invalid_input,
+                            "sysfs entry '" + entry.path().string() + "' links outside '" + root +
+                                "' (to " + target->string() + "); copy /sys with relative links");
+        }
     }
     if (ec)
         throw os_error("cannot list '" + devices.string() + "'", ec.value());
@@ -411,6 +418,10 @@ Topology scan(const Source& source) {
         access.set_param("sysfs.path", (fs::path(source.path) / "bus/pci").string());
         break;
     }
+
+    // Names come from pci.ids alone: libpci's udev hwdb fallback leaks its udev handle and
+    // makes names depend on the machine's hwdb rather than the id file.
+    access.set_param("hwdb.disable", "1");
 
     bool ok = run_guarded(
         [](pci_access* acc) {

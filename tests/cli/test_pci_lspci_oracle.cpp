@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -37,6 +38,9 @@ struct LspciDevice {
     std::optional<LspciLink> link;
     std::optional<std::map<std::string, bool>> acs_cap, acs_ctl;
     std::optional<std::map<std::string, bool>> ue_status, ce_status;
+    bool flr = false;                      // DevCap FLReset+ or AFCap FLR+
+    std::optional<std::vector<int>> sriov; // initial, total, number of VFs
+    std::string vf_device_id;
 };
 
 std::map<std::string, bool> flag_words(const std::string& text) {
@@ -115,7 +119,19 @@ std::vector<LspciDevice> parse_lspci_verbose(const std::string& text) {
             d.ue_status = flag_words(after(line, "UESta:"));
         } else if (line.rfind("\t\tCESta:\t", 0) == 0 && !d.ce_status) {
             d.ce_status = flag_words(after(line, "CESta:"));
+        } else if (line.rfind("\t\tAFCap:", 0) == 0) {
+            d.flr = d.flr || flag_words(after(line, "AFCap:"))["FLR"];
+        } else if (line.rfind("\t\tInitial VFs: ", 0) == 0 && !d.sriov) {
+            int initial = 0, total = 0, number = 0;
+            REQUIRE(std::sscanf(line.c_str(),
+                                "\t\tInitial VFs: %d, Total VFs: %d, Number of VFs: %d", &initial,
+                                &total, &number) == 3);
+            d.sriov = std::vector<int>{initial, total, number};
+        } else if (line.rfind("\t\tVF offset: ", 0) == 0 && d.vf_device_id.empty()) {
+            d.vf_device_id = after(line, "Device ID: ").substr(0, 4);
         }
+        if (line.find("FLReset+") != std::string::npos)
+            d.flr = true;
         last_cap_line.clear();
     }
     return out;
@@ -164,6 +180,34 @@ std::map<dis::pci::Bdf, std::optional<dis::pci::Bdf>> parse_lspci_tree(const std
         }
     }
     return parents;
+}
+
+// `lspci -vmm` / `-vmmn` blocks: "Key:\tvalue" lines, a blank line between devices.
+std::map<std::string, std::map<std::string, std::string>>
+parse_lspci_machine(const std::string& text) {
+    std::map<std::string, std::map<std::string, std::string>> out;
+    std::istringstream in(text);
+    std::string line, slot;
+    std::map<std::string, std::string> fields;
+    auto flush = [&] {
+        if (!fields.empty()) {
+            auto bdf = dis::pci::Bdf::try_parse(fields["Slot"]);
+            REQUIRE(bdf);
+            out[bdf->to_string()] = fields;
+        }
+        fields.clear();
+    };
+    while (std::getline(in, line)) {
+        if (line.empty()) {
+            flush();
+            continue;
+        }
+        auto tab = line.find(":\t");
+        REQUIRE(tab != std::string::npos);
+        fields[line.substr(0, tab)] = line.substr(tab + 2);
+    }
+    flush();
+    return out;
 }
 
 int rank(const std::string& speed) {
@@ -231,6 +275,11 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
         REQUIRE(ours.size() == theirs.size());
         REQUIRE(lspci_parents.size() == theirs.size());
 
+        auto names = parse_lspci_machine(dis::test::run({k_lspci, "-F", file, "-vmm"}).out);
+        auto numbers = parse_lspci_machine(dis::test::run({k_lspci, "-F", file, "-vmmn"}).out);
+        REQUIRE(names.size() == theirs.size());
+        REQUIRE(numbers.size() == theirs.size());
+
         std::map<dis::pci::Bdf, const LspciDevice*> by_bdf;
         for (const auto& t : theirs)
             by_bdf[t.bdf] = &t;
@@ -246,6 +295,30 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
             CHECK(o["vendor_id"] == t.vendor_id);
             CHECK(o["device_id"] == t.device_id);
             CHECK(o["class"] == t.class_id);
+
+            // Names from pci.ids (lspci falls back to "Device 9716" where we say null),
+            // subsystem ids, revision and programming interface.
+            auto& nm = names[t.bdf.to_string()];
+            auto& num = numbers[t.bdf.to_string()];
+            if (o["vendor_name"].is_null())
+                CHECK(nm["Vendor"].find(t.vendor_id) != std::string::npos);
+            else
+                CHECK(o["vendor_name"] == nm["Vendor"]);
+            if (o["device_name"].is_null())
+                CHECK(nm["Device"] == "Device " + t.device_id);
+            else
+                CHECK(o["device_name"] == nm["Device"]);
+            if (!o["class_name"].is_null())
+                CHECK(o["class_name"] == nm["Class"]);
+            if (num.count("SVendor")) {
+                CHECK(o["subsystem_vendor_id"] == num["SVendor"]);
+                CHECK(o["subsystem_device_id"] == num["SDevice"]);
+            } else {
+                CHECK((o["subsystem_vendor_id"] == "0000" || o["subsystem_vendor_id"] == "ffff"));
+            }
+            CHECK(o["revision"] == (num.count("Rev") ? num["Rev"] : "00"));
+            if (num.count("ProgIf"))
+                CHECK(o["prog_if"] == num["ProgIf"]);
 
             // Bridge buses.
             CHECK(o["secondary_bus"].is_null() == !t.secondary);
@@ -334,6 +407,15 @@ TEST_CASE("pci list --dump agrees with lspci -vvv on every fixture device", "[pc
                 REQUIRE(t.acs_ctl);
                 check_acs(o["acs"]["cap"], *t.acs_cap);
                 check_acs(o["acs"]["ctl"], *t.acs_ctl);
+            }
+
+            CHECK(o["flr_capable"].get<bool>() == t.flr);
+            CHECK(o["sriov"].is_null() == !t.sriov);
+            if (t.sriov && o["sriov"].is_object()) {
+                CHECK(o["sriov"]["initial_vfs"] == (*t.sriov)[0]);
+                CHECK(o["sriov"]["total_vfs"] == (*t.sriov)[1]);
+                CHECK(o["sriov"]["num_vfs"] == (*t.sriov)[2]);
+                CHECK(o["sriov"]["vf_device_id"] == t.vf_device_id);
             }
 
             // AER status.

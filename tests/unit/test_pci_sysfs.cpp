@@ -1,0 +1,230 @@
+// --sysfs-root: a fake /sys tree under a temporary directory (config files, driver and
+// iommu_group links, numa_node, reset_method, aer_dev_* counters, resource, and device
+// directories nested under their parents), read through pci::scan.
+#include "support.hpp"
+
+#include "dis/error.hpp"
+#include "dis/pci.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using dis::pci::Bdf;
+
+namespace {
+
+// Config space under construction, little-endian registers.
+struct ConfigBytes {
+    std::string bytes;
+    explicit ConfigBytes(std::size_t size) : bytes(size, '\0') {}
+    void u8(std::size_t pos, unsigned v) { bytes[pos] = static_cast<char>(v & 0xff); }
+    void u16(std::size_t pos, unsigned v) {
+        u8(pos, v);
+        u8(pos + 1, v >> 8);
+    }
+    void u32(std::size_t pos, std::uint32_t v) {
+        u16(pos, v & 0xffff);
+        u16(pos + 2, v >> 16);
+    }
+};
+
+// A PCIe function: ids, class, header type, PCIe capability at 0x40 with the given port type
+// and link registers, optional AER (0x100) and ACS (0x140) extended capabilities.
+ConfigBytes pcie_function(unsigned vendor, unsigned device, unsigned class_id, unsigned header,
+                          unsigned port_type, unsigned cap_speed, unsigned cap_width,
+                          unsigned sta_speed, unsigned sta_width, std::uint32_t uesta = 0,
+                          bool acs = false, std::size_t size = 4096) {
+    ConfigBytes c(4096);
+    c.u16(0x00, vendor);
+    c.u16(0x02, device);
+    c.u16(0x06, 0x0010); // capability list
+    c.u16(0x0a, class_id);
+    c.u8(0x0e, header);
+    c.u8(0x34, 0x40);
+    c.u8(0x40, 0x10);                       // PCI Express
+    c.u8(0x41, 0x00);                       // end of list
+    c.u16(0x42, 0x0002 | (port_type << 4)); // version 2
+    c.u32(0x4c, cap_speed | (cap_width << 4));
+    c.u16(0x52, static_cast<unsigned>(sta_speed | (sta_width << 4)));
+    {
+        c.u32(0x100, 0x0001 | (1u << 16) | (acs ? 0x140u << 20 : 0)); // AER v1
+        c.u32(0x104, uesta);
+        if (acs) {
+            c.u32(0x140, 0x000d | (1u << 16)); // ACS v1, end
+            c.u16(0x144, 0x001f);              // SrcValid..UpstreamFwd
+            c.u16(0x146, 0x0001);              // SrcValid enabled
+        }
+    }
+    c.bytes.resize(size); // what a reader of the config file gets
+    return c;
+}
+
+struct FakeSysfs {
+    dis::test::TempDir dir;
+    fs::path root() const { return dir.path(); }
+
+    // Creates devices/<chain...>/<bdf> with the config file and links it from bus/pci/devices.
+    fs::path add(const std::string& bdf, const fs::path& parent_dir, const ConfigBytes& config,
+                 bool absolute_link = false) {
+        fs::path dev = parent_dir / bdf;
+        fs::create_directories(dev);
+        dis::test::write_file(dev / "config", config.bytes);
+        fs::path link = root() / "bus/pci/devices" / bdf;
+        fs::create_directories(link.parent_path());
+        if (absolute_link)
+            fs::create_symlink("/sys" / fs::relative(dev, root()), link);
+        else
+            fs::create_symlink(fs::relative(dev, link.parent_path()), link);
+        return dev;
+    }
+};
+
+} // namespace
+
+TEST_CASE("pci scan reads a fake sysfs tree", "[pci][sysfs]") {
+    FakeSysfs s;
+    fs::path host = s.root() / "devices/pci0000:00";
+    fs::create_directories(s.root() / "bus/pci/drivers/pcieport");
+    fs::create_directories(s.root() / "bus/pci/drivers/nvidia");
+    fs::create_directories(s.root() / "kernel/iommu_groups/7");
+
+    // Root port 00:1c.0, bridge to bus 02 only, AER UnsupReq set, ACS.
+    auto rp = pcie_function(0x8086, 0x9d10, 0x0604, 0x01, 0x4, 3, 4, 3, 4, 1u << 20, true);
+    rp.u8(0x18, 0x00);
+    rp.u8(0x19, 0x02);
+    rp.u8(0x1a, 0x02);
+    fs::path rp_dir = s.add("0000:00:1c.0", host, rp);
+    fs::create_symlink(s.root() / "bus/pci/drivers/pcieport", rp_dir / "driver");
+    dis::test::write_file(rp_dir / "numa_node", "1\n");
+    dis::test::write_file(rp_dir / "reset_method", "pm bus\n");
+    dis::test::write_file(rp_dir / "aer_dev_correctable",
+                          "RxErr 2\nBadTLP 0\nBadDLLP 1\nTOTAL_ERR_COR 3\n");
+    dis::test::write_file(rp_dir / "aer_dev_fatal", "DLP 0\nTOTAL_ERR_FATAL 0\n");
+
+    // Endpoint nested under the root port in sysfs, at bus 05 (outside the bridge's bus
+    // range, so only the sysfs nesting can name its parent), trained at 2.5GT/s of 8GT/s.
+    auto ep = pcie_function(0x10de, 0x1d12, 0x0302, 0x00, 0x0, 3, 4, 1, 4);
+    ep.u32(0x10, 0xe0000000); // BAR0: 32-bit memory
+    ep.u32(0x14, 0xd000000c); // BAR1: 64-bit prefetchable memory, upper half in BAR2
+    ep.u32(0x18, 0x00000001);
+    fs::path ep_dir = s.add("0000:05:00.0", rp_dir, ep);
+    fs::create_symlink("../../../bus/pci/drivers/nvidia", ep_dir / "driver");
+    fs::create_symlink(s.root() / "kernel/iommu_groups/7", ep_dir / "iommu_group");
+    dis::test::write_file(ep_dir / "numa_node", "-1\n");
+    dis::test::write_file(ep_dir / "reset_method", "flr bus\n");
+    dis::test::write_file(ep_dir / "resource",
+                          "0x00000000e0000000 0x00000000e0ffffff 0x0000000000040200\n"
+                          "0x00000001d0000000 0x00000001dfffffff 0x000000000014220c\n"
+                          "0x0000000000000000 0x0000000000000000 0x0000000000000000\n");
+
+    // A device whose config reads stop at 64 bytes (as for an unprivileged reader).
+    auto legacy = pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1, 0, false, 64);
+    s.add("0000:00:03.0", host, legacy);
+
+    auto topo = dis::pci::scan(dis::pci::Source::sysfs(s.root().string()));
+    REQUIRE(topo.devices().size() == 3);
+
+    const auto& r = topo.get(Bdf::parse("00:1c.0"));
+    CHECK(r.vendor_id == 0x8086);
+    CHECK(r.device_id == 0x9d10);
+    CHECK_FALSE(r.parent);
+    CHECK(r.driver == std::optional<std::string>("pcieport"));
+    CHECK(r.numa_node == std::optional<int>(1));
+    CHECK_FALSE(r.iommu_group);
+    CHECK(r.reset_methods == std::vector<std::string>{"pm", "bus"});
+    REQUIRE(r.port_type);
+    CHECK(*r.port_type == dis::pci::PortType::root_port);
+    REQUIRE(r.aer);
+    CHECK_FALSE(r.aer->counters_only);
+    CHECK(r.aer->uncorrectable_status == std::vector<std::string>{"UnsupReq"});
+    CHECK(r.aer->counters.at("aer_dev_correctable").at("RxErr") == 2);
+    CHECK(r.aer->counters.at("aer_dev_correctable").at("TOTAL_ERR_COR") == 3);
+    CHECK(r.aer->counters.at("aer_dev_fatal").at("TOTAL_ERR_FATAL") == 0);
+    CHECK(r.aer->counters.count("aer_dev_nonfatal") == 0);
+    CHECK(r.aer->has_errors());
+    REQUIRE(r.acs);
+    CHECK(r.acs->cap.upstream_fwd);
+    CHECK_FALSE(r.acs->cap.egress_ctrl);
+    CHECK(r.acs->ctl.src_valid);
+    CHECK_FALSE(r.acs->ctl.trans_blk);
+    CHECK(r.secondary_bus == std::optional<std::uint8_t>(2));
+
+    const auto& e = topo.get(Bdf::parse("0000:05:00.0"));
+    REQUIRE(e.parent);
+    CHECK(*e.parent == Bdf::parse("00:1c.0"));
+    CHECK(e.driver == std::optional<std::string>("nvidia"));
+    CHECK(e.iommu_group == std::optional<int>(7));
+    CHECK_FALSE(e.numa_node); // -1: no NUMA affinity
+    CHECK(e.reset_methods == std::vector<std::string>{"flr", "bus"});
+    REQUIRE(e.link);
+    CHECK(e.link->speed == "2.5GT/s");
+    CHECK(e.link->max_speed == "8GT/s");
+    CHECK(e.link->downgraded); // partner (the root port) supports 8GT/s too
+    REQUIRE(e.aer);            // AER capability present, nothing set
+    CHECK_FALSE(e.aer->has_errors());
+    REQUIRE(e.bars.size() == 2);
+    CHECK(e.bars[0].index == 0);
+    CHECK(e.bars[0].size == 0x1000000);
+    CHECK(e.bars[1].index == 1);
+    CHECK(e.bars[1].is_64bit);
+    CHECK(e.bars[1].prefetchable);
+    CHECK(e.bars[1].base == 0x1d0000000ull);
+    CHECK(e.bars[1].size == 0x10000000);
+
+    // The root port sees the endpoint as its link partner; its own link is at full speed.
+    CHECK_FALSE(r.link->downgraded);
+
+    const auto& l = topo.get(Bdf::parse("00:03.0"));
+    CHECK(l.config_size == 64);
+    CHECK_FALSE(l.parent);
+    CHECK_FALSE(l.port_type); // the PCIe capability lies beyond the readable 64 bytes
+    CHECK_FALSE(l.link);
+
+    auto j = dis::pci::to_json(e);
+    CHECK(j["parent"] == "0000:00:1c.0");
+    CHECK(j["iommu_group"] == 7);
+    CHECK(j["numa_node"].is_null());
+    CHECK(j["bars"][1]["size"] == 0x10000000);
+    auto jr = dis::pci::to_json(r);
+    CHECK(jr["aer_counters"]["aer_dev_correctable"]["BadDLLP"] == 1);
+    CHECK(jr["aer"]["uncorrectable_status"] == nlohmann::json::array({"UnsupReq"}));
+}
+
+TEST_CASE("pci scan of a sysfs tree with a missing config file", "[pci][sysfs]") {
+    FakeSysfs s;
+    fs::path host = s.root() / "devices/pci0000:00";
+    auto ep = pcie_function(0x10de, 0x1d12, 0x0302, 0x00, 0x0, 3, 4, 3, 4);
+    fs::path dir = s.add("0000:00:02.0", host, ep);
+    fs::remove(dir / "config");
+    auto topo = dis::pci::scan(dis::pci::Source::sysfs(s.root().string()));
+    REQUIRE(topo.devices().size() == 1);
+    CHECK(topo.devices()[0].config_size == 0);
+    CHECK(topo.devices()[0].vendor_id == 0xffff);
+}
+
+TEST_CASE("pci scan rejects bad sysfs roots", "[pci][sysfs]") {
+    dis::test::TempDir dir;
+    auto kind_of = [](const std::string& root) {
+        try {
+            dis::pci::scan(dis::pci::Source::sysfs(root));
+        } catch (const dis::Error& e) {
+            return e.kind();
+        }
+        FAIL("scan of " << root << " did not throw");
+        return dis::ErrorKind::os;
+    };
+    CHECK(kind_of((dir.path() / "missing").string()) == dis::ErrorKind::not_found);
+    CHECK(kind_of(dir.path().string()) == dis::ErrorKind::not_found);
+    // An entry libpci could not parse would make it exit(): it must be refused first.
+    fs::create_directories(dir.path() / "bus/pci/devices/not-a-device");
+    CHECK(kind_of(dir.path().string()) == dis::ErrorKind::invalid_input);
+
+    // An absolute link into the real /sys would make libpci read this machine's devices.
+    FakeSysfs s;
+    s.add("0000:00:03.0", s.root() / "devices/pci0000:00",
+          pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1), true);
+    CHECK(kind_of(s.root().string()) == dis::ErrorKind::invalid_input);
+}
