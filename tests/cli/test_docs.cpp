@@ -125,3 +125,28 @@ TEST_CASE("--version prints the project version", "[cli]") {
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("0.1.0") != std::string::npos);
 }
+
+TEST_CASE("shell completions parse and complete nouns, verbs and option values", "[docs]") {
+    const std::string dir = std::string(DIS_SOURCE_DIR) + "/completions";
+    auto bash_syntax = dis::test::run({"/bin/bash", "-n", dir + "/dis-tool.bash"});
+    CHECK(bash_syntax.exit_code == 0);
+    INFO("zsh is installed by scripts/install-deps.sh");
+    REQUIRE(std::filesystem::exists("/usr/bin/zsh"));
+    auto zsh_syntax = dis::test::run({"/usr/bin/zsh", "-n", dir + "/_dis-tool"});
+    CHECK(zsh_syntax.exit_code == 0);
+
+    // Drive the bash function the way readline does and read COMPREPLY back.
+    auto complete = [&](const std::string& words) {
+        std::string script = "source " + dir + "/dis-tool.bash; COMP_WORDS=(" + words +
+                             "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _dis_tool; "
+                             "printf '%s\\n' \"${COMPREPLY[@]}\"";
+        auto r = dis::test::run({"/bin/bash", "-c", script});
+        REQUIRE(r.exit_code == 0);
+        return r.out;
+    };
+    CHECK(complete("dis-tool ''").find("fabric\n") != std::string::npos);
+    CHECK(complete("dis-tool pci ''") == "list\ntree\nshow\n");
+    CHECK(complete("dis-tool bench dma-latency --mode ''") == "wait\npoll\ncallback\n");
+    CHECK(complete("dis-tool -o json fabric start --n").find("--nodes\n") != std::string::npos);
+    CHECK(complete("dis-tool pci list -o ''") == "table\njson\ncsv\n");
+}
