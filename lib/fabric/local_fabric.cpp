@@ -246,8 +246,8 @@ std::string find_disd(const std::string& dir_of_self) {
         std::string beside = (fs::path(dir_of_self) / "disd").string();
         if (is_executable(beside))
             return beside;
-        // In the build tree dis-tool is in tools/dis-tool/ and disd in tools/disd/.
-        std::string build_tree = (fs::path(dir_of_self).parent_path() / "disd" / "disd").string();
+        // In the build tree dis-tool is tools/dis-tool and disd is tools/disd/disd.
+        std::string build_tree = (fs::path(dir_of_self) / "disd" / "disd").string();
         if (is_executable(build_tree))
             return build_tree;
     }
