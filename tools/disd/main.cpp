@@ -1,0 +1,4 @@
+// disd: one node of the software fabric (stub until the daemon lands).
+int main() {
+    return 0;
+}
