@@ -295,7 +295,7 @@ TEST_CASE("fabric start, status, topology, probe and stop with 3 real daemons", 
 
 TEST_CASE("fabric commands against no fabric exit 3 with one stderr line", "[fabric]") {
     TempDir tmp;
-    for (const std::string dir : {(tmp.path() / "empty").string(), (tmp.path()).string()}) {
+    for (const std::string& dir : {(tmp.path() / "empty").string(), tmp.path().string()}) {
         std::vector<std::vector<std::string>> commands = {
             {"fabric", "status"},
             {"topology"},
