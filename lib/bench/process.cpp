@@ -2,6 +2,7 @@
 
 #include "dis/error.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -42,9 +43,13 @@ ChildProcess::~ChildProcess() {
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     if (this != &other) {
         kill_and_reap();
+        if (m_stderr >= 0)
+            close(m_stderr);
         m_pid = other.m_pid;
         m_status = other.m_status;
+        m_stderr = other.m_stderr;
         other.m_pid = -1;
+        other.m_stderr = -1;
     }
     return *this;
 }
@@ -76,16 +81,29 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
         cenv.push_back(const_cast<char*>(e.c_str()));
     cenv.push_back(nullptr);
 
+    int err_pipe[2];
+    if (pipe2(err_pipe, O_CLOEXEC) != 0)
+        throw os_error("pipe", errno);
     const pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0)
-        throw os_error("fork", errno);
+    if (pid < 0) {
+        int e = errno;
+        close(err_pipe[0]);
+        close(err_pipe[1]);
+        throw os_error("fork", e);
+    }
     if (pid == 0) {
         die_with_parent(parent);
+        dup2(err_pipe[1], STDERR_FILENO);
         execve(cargv[0], cargv.data(), cenv.data());
         _exit(127);
     }
-    return ChildProcess(pid);
+    close(err_pipe[1]);
+    // Non-blocking: the child writes at most a line or two, far below the pipe's capacity.
+    fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+    ChildProcess child(pid);
+    child.m_stderr = err_pipe[0];
+    return child;
 }
 
 bool ChildProcess::poll_exited() {
@@ -128,6 +146,22 @@ void ChildProcess::kill_and_reap() {
     }
     m_status = status;
     m_pid = -1;
+}
+
+std::string ChildProcess::error_output() {
+    std::string text;
+    if (m_stderr < 0)
+        return text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(m_stderr, buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<std::size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    auto nl = text.rfind('\n');
+    if (nl != std::string::npos)
+        text.erase(0, nl + 1);
+    return text;
 }
 
 std::string ChildProcess::describe() const {

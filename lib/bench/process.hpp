@@ -25,12 +25,16 @@ public:
     ~ChildProcess();
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
-    ChildProcess(ChildProcess&& other) noexcept : m_pid(other.m_pid), m_status(other.m_status) {
+    ChildProcess(ChildProcess&& other) noexcept
+        : m_pid(other.m_pid), m_status(other.m_status), m_stderr(other.m_stderr) {
         other.m_pid = -1;
+        other.m_stderr = -1;
     }
     ChildProcess& operator=(ChildProcess&& other) noexcept;
 
-    // Starts argv[0] (a path) with `env` ("NAME=value") added to the environment.
+    // Starts argv[0] (a path) with `env` ("NAME=value") added to the environment. Its
+    // stderr goes to a pipe (see error_output) so that its complaints can be reported as
+    // part of one error instead of interleaving with ours.
     static ChildProcess spawn(const std::vector<std::string>& argv,
                               const std::vector<std::string>& env);
 
@@ -43,11 +47,14 @@ public:
     int wait(std::chrono::milliseconds timeout);
     // A short description of how the child ended ("exit status 2", "killed by signal 9").
     std::string describe() const;
+    // What the child wrote to stderr so far (last line, trimmed); empty if nothing.
+    std::string error_output();
 
 private:
     void kill_and_reap();
     pid_t m_pid = -1;
     int m_status = 0;
+    int m_stderr = -1; // read end of the child's stderr pipe
 };
 
 } // namespace dis::bench::detail

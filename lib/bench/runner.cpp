@@ -44,9 +44,9 @@ void flush() {
 class Session {
 public:
     explicit Session(const BenchOptions& o) : m_o(o) {
+        m_sci = std::make_unique<SciDescriptor>(); // fails fast without a fabric
         if (!o.responder_argv.empty())
             m_child = ChildProcess::spawn(o.responder_argv, o.responder_env);
-        m_sci = std::make_unique<SciDescriptor>();
         m_local_node = local_node_id(o.adapter);
         const std::uint64_t max_size =
             o.sizes.empty() ? 0 : *std::max_element(o.sizes.begin(), o.sizes.end());
@@ -54,9 +54,12 @@ public:
         m_local = std::make_unique<LocalSegment>(
             m_sci->get(), k_client_segment_base | (static_cast<unsigned>(getpid()) & 0xffff), bytes,
             o.adapter);
-        m_control = std::make_unique<RemoteSegment>(m_sci->get(), o.remote_node,
-                                                    k_control_segment_id, o.adapter, o.timeout,
-                                                    [this] { return responder_alive(); });
+        m_control = std::make_unique<RemoteSegment>(
+            m_sci->get(), o.remote_node, k_control_segment_id, o.adapter, o.timeout, [this] {
+                if (!responder_alive())
+                    throw responder_died();
+                return true;
+            });
         wait_until([&] { return get(cb().magic) == k_magic; }, "the responder to start");
         if (get(cb().version) != k_protocol_version)
             throw Error(ErrorKind::fabric_down, "the responder on node " +
@@ -76,7 +79,7 @@ public:
         if (m_child.running()) {
             m_child.wait(m_o.timeout);
             if (m_child.describe() != "exit status 0")
-                throw Error(ErrorKind::os, "the responder ended with " + m_child.describe());
+                throw responder_died();
         }
     }
 
@@ -107,6 +110,13 @@ public:
 
 private:
     ControlBlock& cb() { return *reinterpret_cast<ControlBlock*>(m_control->bytes()); }
+
+    Error responder_died() {
+        auto text = m_child.error_output();
+        return Error(ErrorKind::fabric_down,
+                     "the responder on node " + std::to_string(m_o.remote_node) + " exited (" +
+                         m_child.describe() + ")" + (text.empty() ? "" : ": " + text));
+    }
 
     bool responder_alive() {
         if (!m_child.running())
@@ -140,8 +150,7 @@ private:
                 continue;
             std::this_thread::sleep_for(std::chrono::microseconds(20));
             if (spins % 256 == 0 && !responder_alive())
-                throw Error(ErrorKind::fabric_down,
-                            "the responder exited (" + m_child.describe() + ")");
+                throw responder_died();
             if (Clock::now() > deadline)
                 throw Error(ErrorKind::timeout, std::string("timed out waiting for ") + what +
                                                     " on node " + std::to_string(m_o.remote_node));
