@@ -54,12 +54,22 @@ public:
         m_local = std::make_unique<LocalSegment>(
             m_sci->get(), k_client_segment_base | (static_cast<unsigned>(getpid()) & 0xffff), bytes,
             o.adapter);
-        m_control = std::make_unique<RemoteSegment>(
-            m_sci->get(), o.remote_node, k_control_segment_id, o.adapter, o.timeout, [this] {
-                if (!responder_alive())
-                    throw responder_died();
-                return true;
-            });
+        try {
+            m_control = std::make_unique<RemoteSegment>(
+                m_sci->get(), o.remote_node, k_control_segment_id, o.adapter, o.timeout, [this] {
+                    if (!responder_alive())
+                        throw responder_died();
+                    return true;
+                });
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::not_found && e.kind() != ErrorKind::timeout)
+                throw;
+            throw Error(
+                ErrorKind::fabric_down,
+                "no responder on node " + std::to_string(o.remote_node) +
+                    (o.responder_argv.empty() ? " (start `dis-tool bench serve` there): " : ": ") +
+                    e.what());
+        }
         wait_until([&] { return get(cb().magic) == k_magic; }, "the responder to start");
         if (get(cb().version) != k_protocol_version)
             throw Error(ErrorKind::fabric_down, "the responder on node " +
@@ -71,8 +81,22 @@ public:
                                                  o.adapter, o.timeout);
     }
 
+    // On an error path: end any phase and say goodbye without waiting for answers, so the
+    // responder exits by itself; the ChildProcess member kills it if it does not.
+    ~Session() {
+        if (m_finished || !m_control)
+            return;
+        put(cb().stop_seq, m_seq);
+        post(Op::bye, 0, 0, 0);
+        if (m_child.running())
+            m_child.wait(std::chrono::milliseconds(1000));
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
     // Says goodbye and waits for a responder we started to exit.
     void finish() {
+        m_finished = true;
         request(Op::bye, 0, 0, 0);
         m_data.reset();
         m_control.reset();
@@ -165,6 +189,7 @@ private:
     std::unique_ptr<RemoteSegment> m_control;
     std::unique_ptr<RemoteSegment> m_data;
     std::uint64_t m_seq = 0;
+    bool m_finished = false;
 };
 
 // Runs `body(i)` for warm-up, then either `iterations` times or for `duration_s`, timing the
@@ -629,6 +654,16 @@ void validate(const BenchOptions& o) {
         throw Error(ErrorKind::invalid_input, "--pull applies to dma-bw and dma-latency only");
     if (o.vector > 1 && o.test != TestKind::dma_bw)
         throw Error(ErrorKind::invalid_input, "--vector applies to dma-bw only");
+    for (auto size : o.sizes) {
+        if (o.test == TestKind::data_intr_latency && size > k_data_intr_capacity)
+            throw Error(ErrorKind::invalid_input,
+                        "data interrupts carry at most " + std::to_string(k_data_intr_capacity) +
+                            " bytes; size " + std::to_string(size) + " is too large");
+        if (o.vector > 1 && size < 64ull * o.vector)
+            throw Error(ErrorKind::invalid_input, "size " + std::to_string(size) +
+                                                      " is too small for a vector of " +
+                                                      std::to_string(o.vector) + " entries");
+    }
 }
 
 } // namespace

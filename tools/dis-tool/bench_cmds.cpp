@@ -117,12 +117,9 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
     opts.test = test;
     opts.remote_node = o.remote_node;
     opts.adapter = o.adapter;
-    const bool sizes_given = cmd->count("--sizes") > 0;
+    const bool sizes_given = test != bench::TestKind::intr_latency && cmd->count("--sizes") > 0;
     if (test != bench::TestKind::intr_latency)
         opts.sizes = bench::parse_sizes(sizes_given ? o.sizes : d.sizes);
-    else if (sizes_given)
-        throw Error(ErrorKind::invalid_input, "intr-latency carries no payload; --sizes does "
-                                              "not apply (see data-intr-latency)");
     opts.iterations = cmd->count("--iterations") ? o.iterations : d.iterations;
     opts.warmup = cmd->count("--warmup") ? o.warmup : d.warmup;
     opts.duration_s = o.duration_s;
