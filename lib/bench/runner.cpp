@@ -97,8 +97,8 @@ public:
     // Says goodbye and waits for a responder we started to exit.
     void finish() {
         m_finished = true;
+        m_data.reset(); // let go of the responder's data segment before it removes it
         request(Op::bye, 0, 0, 0);
-        m_data.reset();
         m_control.reset();
         if (m_child.running()) {
             m_child.wait(m_o.timeout);
