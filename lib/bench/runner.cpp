@@ -164,7 +164,7 @@ private:
         char message[sizeof(ControlBlock::message)];
         std::memcpy(message, cb().message, sizeof message);
         message[sizeof message - 1] = '\0';
-        throw Error(ErrorKind::os, std::string("the responder failed: ") + message);
+        throw Error(ErrorKind::fabric_down, std::string("the responder failed: ") + message);
     }
 
     template <class Pred> void wait_until(Pred&& done, const char* what) {
