@@ -737,7 +737,8 @@ void Daemon::op_int_create(Client& c, const json& req, json& reply, std::vector<
     irq.owner = c.id;
     irq.owner_uid = c.uid;
     irq.shared_access = wire::get_bool(req, "shared_access");
-    irq.efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    // Semaphore mode: every trigger is one wake-up, none are merged.
+    irq.efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE));
     if (!irq.efd.valid()) {
         refuse(SCI_ERR_NOSPC, std::string("eventfd: ") + std::strerror(errno));
     }
