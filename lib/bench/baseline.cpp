@@ -115,21 +115,26 @@ LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iteration
 Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uint64_t warmup) {
     if (iterations == 0)
         throw Error(ErrorKind::invalid_input, "memcpy baseline needs at least one iteration");
-    // Like the fabric tests: a private source buffer, a page-aligned shared destination.
-    std::vector<unsigned char> src(size);
+    // Like the fabric tests: two private source buffers used alternately (so a stale copy is
+    // detectable there, and the cache footprint is the same here), a page-aligned shared
+    // destination.
+    std::vector<unsigned char> src[2] = {std::vector<unsigned char>(size),
+                                         std::vector<unsigned char>(size)};
+    fill_pattern(src[0].data(), size, 7);
+    fill_pattern(src[1].data(), size, 8);
     SharedMemory dst_mem((size + 4095) / 4096 * 4096);
     unsigned char* dst = dst_mem.bytes();
-    fill_pattern(src.data(), size, 7);
-    for (std::uint64_t i = 0; i < warmup; ++i)
-        std::memcpy(dst, src.data(), size);
+    std::uint64_t i = 0;
+    for (; i < warmup; ++i)
+        std::memcpy(dst, src[i & 1].data(), size);
     auto t0 = Clock::now();
-    for (std::uint64_t i = 0; i < iterations; ++i) {
-        std::memcpy(dst, src.data(), size);
+    for (std::uint64_t n = 0; n < iterations; ++n, ++i) {
+        std::memcpy(dst, src[i & 1].data(), size);
         // Keep the compiler from merging or dropping the copies.
         asm volatile("" : : "r"(dst) : "memory");
     }
     auto t1 = Clock::now();
-    if (checksum(dst, size) != checksum(src.data(), size))
+    if (checksum(dst, size) != checksum(src[(i - 1) & 1].data(), size))
         throw Error(ErrorKind::check_failed, "memcpy baseline copied wrong data");
     return compute_bandwidth(size, iterations, std::chrono::duration<double>(t1 - t0).count());
 }

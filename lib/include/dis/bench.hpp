@@ -108,7 +108,8 @@ std::uint64_t checksum(const void* data, std::size_t size);
 // (-1: no pinning). Throws check_failed if a payload arrived corrupted.
 LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iterations,
                                      std::uint64_t warmup, int cpu = -1);
-// memcpy bandwidth between two private buffers of `size` bytes.
+// memcpy bandwidth from two alternating private buffers (as pio-bw and dma-bw use them) into
+// page-aligned shared memory.
 Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uint64_t warmup);
 // One-way wake-up latency between this process and a forked child through two eventfds.
 LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup,
