@@ -1,5 +1,7 @@
 #include "fabric_support.hpp"
 
+#include "wire.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -64,9 +66,11 @@ void LocalFabric::start(std::uint32_t node, const std::vector<std::string>& extr
         ::_exit(127);
     }
     m_pids[node] = pid;
-    // Ready when the socket accepts a connection.
+    // Ready when the socket accepts a connection (a killed daemon's stale file does not).
     for (int i = 0; i < 500; ++i) {
-        if (std::filesystem::exists(socket(node))) {
+        int fd = dis::wire::connect_socket(socket(node));
+        if (fd >= 0) {
+            ::close(fd);
             return;
         }
         int st;
