@@ -21,6 +21,10 @@ namespace dis::wire {
 inline constexpr int k_protocol_version = 1;
 inline constexpr std::size_t k_max_message = 64 * 1024; // bytes of JSON per message
 inline constexpr std::size_t k_max_fds = 4;             // descriptors per message
+// Replies carry "err", an sci_error_t; the admin client (built without sisci_error.h, so
+// that a vendor-SISCI build has one set of SISCI headers) needs two of its values.
+inline constexpr int k_reply_ok = 0x000;     // SCI_ERR_OK
+inline constexpr int k_reply_access = 0x921; // SCI_ERR_ACCESS
 
 // An owned file descriptor.
 class Fd {
