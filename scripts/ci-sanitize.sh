@@ -10,7 +10,10 @@ build=${BUILD_DIR:-build-sanitize}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
-cmake -S . -B "$build" "${generator[@]}" -DDIS_SANITIZE=ON -DDIS_WERROR=ON >/dev/null
+# GCC 12 reports false maybe-uninitialized warnings inside libstdc++'s <regex> when ASan
+# instruments it; the regular build keeps that warning an error.
+cmake -S . -B "$build" "${generator[@]}" -DDIS_SANITIZE=ON -DDIS_WERROR=ON \
+  -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized" >/dev/null
 # Only what the fabric tests run: the tool, the daemon and the two test executables.
 targets=(dis-tool disd dis_cli_tests)
 cmake --build "$build" --target help | grep -qw dis_fabric_tests && targets+=(dis_fabric_tests)

@@ -255,8 +255,10 @@ TEST_CASE("fabric start, status, topology, probe and stop with 3 real daemons", 
         // Without --node every node is asked; node 4 has no segment 77.
         auto all = run_tool({"segment", "list", "--fabric", dir, "-o", "json"});
         REQUIRE(all.exit_code == 0);
+        INFO("segment list: " << all.out);
         int hits = 0;
-        for (const auto& s : parse_out(all)["segments"])
+        auto all_doc = parse_out(all); // the loop must not iterate a temporary
+        for (const auto& s : all_doc["segments"])
             hits += s["segment_id"] == 77 && s["node_id"] == 8;
         CHECK(hits == 1);
 
@@ -268,7 +270,8 @@ TEST_CASE("fabric start, status, topology, probe and stop with 3 real daemons", 
         segment.remove();
         auto after = run_tool({"segment", "list", "--fabric", dir, "--node", "8", "-o", "json"});
         REQUIRE(after.exit_code == 0);
-        for (const auto& s : parse_out(after)["segments"])
+        auto after_doc = parse_out(after); // the loop must not iterate a temporary
+        for (const auto& s : after_doc["segments"])
             CHECK(s["segment_id"] != 77);
     }
 
@@ -357,13 +360,15 @@ TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fa
     auto topo = run_tool({"topology", "--fabric", dir, "-o", "json"});
     INFO(topo.err);
     REQUIRE(topo.exit_code == 0);
-    for (const auto& n : parse_out(topo)["nodes"])
+    auto topo_doc = parse_out(topo); // the loop must not iterate a temporary
+    for (const auto& n : topo_doc["nodes"])
         if (n["node_id"] == 8)
             CHECK(n["reachable"] == false);
 
     auto stop = run_tool({"fabric", "stop", "--fabric", dir, "-o", "json"});
     CHECK(stop.exit_code == 0);
-    for (const auto& n : parse_out(stop)["nodes"]) {
+    auto stop_doc = parse_out(stop); // the loop must not iterate a temporary
+    for (const auto& n : stop_doc["nodes"]) {
         CHECK(n["stopped"] == true);
         CHECK(n["method"] == (n["node_id"] == 8 ? "not_running" : "shutdown"));
     }
