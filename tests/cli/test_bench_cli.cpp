@@ -14,8 +14,11 @@
 #include <chrono>
 #include <csignal>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <sys/wait.h>
 #include <thread>
 
 using dis::test::run;
@@ -379,4 +382,45 @@ TEST_CASE("bench fails loudly when the payload is corrupted on the way", "[bench
     check_one_error_line(r);
     CHECK(r.err.find("payload check failed") != std::string::npos);
     CHECK(responders_of(fab.dir()).empty());
+}
+
+TEST_CASE("a killed client takes its responder with it", "[bench][cli]") {
+    TestFabric fab;
+    const std::string tool = DIS_TOOL_PATH;
+    std::vector<std::string> args = {tool,       "bench",   "intr-latency", "-r", "8",
+                                     "--fabric", fab.dir(), "--duration",   "30", "--no-baseline"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t client = fork();
+    REQUIRE(client >= 0);
+    if (client == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    auto wait_for = [](const std::function<bool()>& done, int ms) {
+        for (int i = 0; i < ms / 10 && !done(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return done();
+    };
+    const bool started = wait_for([&] { return !responders_of(fab.dir()).empty(); }, 10000);
+    ::kill(client, SIGKILL);
+    int status = 0;
+    waitpid(client, &status, 0);
+    REQUIRE(started);
+    CHECK(wait_for([&] { return responders_of(fab.dir()).empty(); }, 3000));
+}
+
+TEST_CASE("bench pins both sides with --cpu and --remote-cpu", "[bench][cli]") {
+    TestFabric fab;
+    auto doc = run_ok(fab, {"intr-latency", "-r", "8", "-n", "100", "--cpu", "0", "--remote-cpu",
+                            "0", "-o", "json"});
+    check_latency(doc["results"][0], 100);
+    auto bad = fab.bench({"intr-latency", "-r", "8", "-n", "10", "--cpu", "100000"});
+    CHECK(bad.exit_code == 2);
+    check_one_error_line(bad);
 }
