@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace dis::bench::detail {
@@ -93,12 +94,16 @@ bool wait_message(const unsigned char* window, std::size_t size, std::uint32_t s
     if (load_acquire(flag) == seq)
         return true;
     const auto deadline = Clock::now() + timeout;
-    for (;;) {
+    for (bool first = true;; first = false) {
         for (int i = 0; i < 4096; ++i)
             if (load_acquire(flag) == seq)
                 return true;
         if (stop())
             return false;
+        // Microseconds without an answer: the peer may be waiting for this CPU (an
+        // oversubscribed host), so let it run instead of spinning through our time slice.
+        if (!first)
+            std::this_thread::yield();
         if (Clock::now() > deadline)
             throw Error(ErrorKind::timeout, "no ping-pong message " + std::to_string(seq) +
                                                 " within " + std::to_string(timeout.count()) +

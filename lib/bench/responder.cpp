@@ -41,18 +41,27 @@ public:
 
     void run() {
         std::uint64_t last = get(m_cb.req_seq);
+        bool in_session = false;
         for (;;) {
-            const std::uint64_t seq = wait_request(last);
+            // The idle timeout applies between clients only: within a session the client may
+            // legitimately be busy for long (its baselines, --duration), and a client that
+            // dies takes a responder it started with it (see ChildProcess).
+            const std::uint64_t seq = wait_request(last, !in_session);
             last = seq;
             const auto op = static_cast<Op>(get(m_cb.op));
             handle(op, seq);
-            if (op == Op::bye && m_options.once)
-                return;
+            if (op == Op::hello)
+                in_session = get(m_cb.status) == 0;
+            if (op == Op::bye) {
+                in_session = false;
+                if (m_options.once)
+                    return;
+            }
         }
     }
 
 private:
-    std::uint64_t wait_request(std::uint64_t last) {
+    std::uint64_t wait_request(std::uint64_t last, bool idle_timeout) {
         const auto start = Clock::now();
         for (unsigned spins = 0;; ++spins) {
             std::uint64_t seq = get(m_cb.req_seq);
@@ -61,7 +70,8 @@ private:
             if (spins < 2000)
                 continue;
             std::this_thread::sleep_for(std::chrono::microseconds(100));
-            if (m_options.idle_timeout.count() > 0 && Clock::now() - start > m_options.idle_timeout)
+            if (idle_timeout && m_options.idle_timeout.count() > 0 &&
+                Clock::now() - start > m_options.idle_timeout)
                 throw Error(ErrorKind::timeout, "no client request within " +
                                                     std::to_string(m_options.idle_timeout.count()) +
                                                     " s");
