@@ -124,6 +124,7 @@ Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uin
     fill_pattern(src[1].data(), size, 8);
     SharedMemory dst_mem((size + 4095) / 4096 * 4096);
     unsigned char* dst = dst_mem.bytes();
+    std::memset(dst, 0, size); // fault the pages in now, not on the clock
     std::uint64_t i = 0;
     for (; i < warmup; ++i)
         std::memcpy(dst, src[i & 1].data(), size);

@@ -250,18 +250,6 @@ Result baseline_latency(std::uint64_t size, std::string method, LatencyStats s) 
     return r;
 }
 
-void add_memcpy_baseline(Report& rep, const BenchOptions& o, std::uint64_t size,
-                         std::uint64_t iterations) {
-    if (!o.baseline)
-        return;
-    Result b;
-    b.size = size;
-    b.method = "memcpy";
-    b.bandwidth = baseline_memcpy(size, iterations, o.warmup);
-    b.payload_verified = true;
-    rep.baseline.push_back(b);
-}
-
 std::uint64_t baseline_iterations(const BenchOptions& o, std::uint64_t measured) {
     return o.duration_s > 0 ? std::max<std::uint64_t>(measured, 1) : o.iterations;
 }
@@ -293,59 +281,135 @@ void pio_latency(Session& s, const BenchOptions& o, Report& rep) {
     }
 }
 
+// Bandwidth tests interleave the fabric and the memcpy baseline in rounds: on a shared host the
+// background load changes from one millisecond to the next, and both must see the same load.
+constexpr std::uint64_t k_rounds = 8;
+
+std::uint64_t rounds_for(const BenchOptions& o) {
+    return o.duration_s > 0 ? k_rounds
+                            : std::max<std::uint64_t>(std::min(k_rounds, o.iterations), 1);
+}
+
+// Round `r`'s share of the iterations (or duration); warm-up before the first round only.
+BenchOptions round_options(const BenchOptions& o, std::uint64_t r, std::uint64_t rounds) {
+    BenchOptions ro = o;
+    ro.warmup = r == 0 ? o.warmup : 0;
+    ro.iterations = o.iterations / rounds + (r < o.iterations % rounds ? 1 : 0);
+    ro.duration_s = o.duration_s / static_cast<double>(rounds);
+    return ro;
+}
+
+struct Totals {
+    std::uint64_t iterations = 0;
+    double seconds = 0;
+    std::uint64_t last = 0; // index of the last call of the last round
+
+    void add(const LoopResult& l) {
+        iterations += l.iterations;
+        seconds += l.seconds;
+        last = l.last;
+    }
+    void add(const Bandwidth& b) {
+        iterations += b.iterations;
+        seconds += b.seconds;
+    }
+    LoopResult loop() const { return {iterations, seconds, last}; }
+};
+
+// One memcpy baseline round of `iterations` copies (at least one).
+void memcpy_round(Totals& base, const BenchOptions& o, const BenchOptions& ro, std::uint64_t size,
+                  std::uint64_t iterations) {
+    if (o.baseline)
+        base.add(baseline_memcpy(size, std::max<std::uint64_t>(iterations, 1), ro.warmup));
+}
+
+void add_memcpy_baseline(Report& rep, const BenchOptions& o, std::uint64_t size,
+                         const Totals& base) {
+    if (!o.baseline)
+        return;
+    Result b;
+    b.size = size;
+    b.method = "memcpy";
+    b.bandwidth = compute_bandwidth(size, base.iterations, base.seconds);
+    b.payload_verified = true;
+    rep.baseline.push_back(b);
+}
+
 void pio_bw(Session& s, const BenchOptions& o, Report& rep) {
     rep.mode = o.read ? "read" : "write";
     MapSequence sequence(s.data().map());
+    const std::string methods[2] = {"scimemcpy", o.read ? "load" : "store"};
     for (auto size : o.sizes) {
-        if (size > s.data().size())
+        if (2 * size > s.data().size())
             throw Error(ErrorKind::invalid_input, "size larger than the remote segment");
-        std::uint64_t measured = 0;
-        for (const char* method : {"scimemcpy", o.read ? "load" : "store"}) {
-            const bool memcpy_method = std::strcmp(method, "scimemcpy") == 0;
-            LoopResult loop;
-            if (!o.read) {
-                std::vector<unsigned char> src[2] = {std::vector<unsigned char>(size),
-                                                     std::vector<unsigned char>(size)};
-                fill_pattern(src[0].data(), size, size * 4 + 1);
-                fill_pattern(src[1].data(), size, size * 4 + 2);
-                s.request(Op::fill, size, 0, size * 4 + 3); // poison: stale data must not pass
-                loop = timed_loop(o, [&](std::uint64_t i) {
-                    auto& from = src[i & 1];
-                    if (memcpy_method) {
-                        sci_error_t err = SCI_ERR_OK;
-                        SCIMemCpy(sequence.get(), from.data(), s.data().map(), 0, size,
-                                  SCI_NO_FLAGS, &err);
-                        check_sci(err, "SCIMemCpy");
-                    } else {
-                        std::memcpy(s.data().bytes(), from.data(), size);
-                        asm volatile("" : : : "memory");
-                    }
-                });
-                flush();
-                auto remote = s.request(Op::verify, size, 0, 0);
-                if (remote != checksum(src[loop.last & 1].data(), size))
-                    payload_error(o, size, std::string(method) + " data did not arrive intact");
-            } else {
-                auto expected = s.request(Op::fill, size, 0, size * 4 + 5);
-                std::vector<unsigned char> dst(size, 0);
-                loop = timed_loop(o, [&](std::uint64_t) {
-                    if (memcpy_method) {
-                        sci_error_t err = SCI_ERR_OK;
-                        SCIMemCpy(sequence.get(), dst.data(), s.data().map(), 0, size,
-                                  SCI_FLAG_BLOCK_READ, &err);
-                        check_sci(err, "SCIMemCpy(SCI_FLAG_BLOCK_READ)");
-                    } else {
-                        std::memcpy(dst.data(), s.data().bytes(), size);
-                    }
-                    asm volatile("" : : "r"(dst.data()) : "memory");
-                });
-                if (checksum(dst.data(), size) != expected)
-                    payload_error(o, size, std::string(method) + " read wrong data");
-            }
-            measured = std::max(measured, loop.iterations);
-            rep.results.push_back(bandwidth_result(size, method, loop));
+        // Each method has its own region of the remote segment, checked after the last round.
+        std::vector<unsigned char> buf[2] = {std::vector<unsigned char>(size),
+                                             std::vector<unsigned char>(size)};
+        std::uint64_t expected[2] = {0, 0};
+        if (o.read) {
+            for (std::uint64_t m = 0; m < 2; ++m)
+                expected[m] = s.request(Op::fill, size, m * size, size * 4 + 5 + m);
+        } else {
+            // Two source patterns used alternately; the regions are poisoned first so that
+            // stale data cannot pass the final check.
+            fill_pattern(buf[0].data(), size, size * 4 + 1);
+            fill_pattern(buf[1].data(), size, size * 4 + 2);
+            for (std::uint64_t m = 0; m < 2; ++m)
+                s.request(Op::fill, size, m * size, size * 4 + 3 + m);
         }
-        add_memcpy_baseline(rep, o, size, baseline_iterations(o, measured));
+        Totals totals[2], base;
+        const auto rounds = rounds_for(o);
+        for (std::uint64_t r = 0; r < rounds; ++r) {
+            const auto ro = round_options(o, r, rounds);
+            std::uint64_t measured = 0;
+            for (std::size_t m = 0; m < 2; ++m) {
+                const std::size_t off = m * size;
+                const bool sci = m == 0;
+                LoopResult loop;
+                if (!o.read) {
+                    loop = timed_loop(ro, [&](std::uint64_t i) {
+                        auto& from = buf[i & 1];
+                        if (sci) {
+                            sci_error_t err = SCI_ERR_OK;
+                            SCIMemCpy(sequence.get(), from.data(), s.data().map(), off, size,
+                                      SCI_NO_FLAGS, &err);
+                            check_sci(err, "SCIMemCpy");
+                        } else {
+                            std::memcpy(s.data().bytes() + off, from.data(), size);
+                            asm volatile("" : : : "memory");
+                        }
+                    });
+                } else {
+                    auto& to = buf[m];
+                    loop = timed_loop(ro, [&](std::uint64_t) {
+                        if (sci) {
+                            sci_error_t err = SCI_ERR_OK;
+                            SCIMemCpy(sequence.get(), to.data(), s.data().map(), off, size,
+                                      SCI_FLAG_BLOCK_READ, &err);
+                            check_sci(err, "SCIMemCpy(SCI_FLAG_BLOCK_READ)");
+                        } else {
+                            std::memcpy(to.data(), s.data().bytes() + off, size);
+                        }
+                        asm volatile("" : : "r"(to.data()) : "memory");
+                    });
+                }
+                totals[m].add(loop);
+                measured = std::max(measured, loop.iterations);
+            }
+            memcpy_round(base, o, ro, size, measured);
+        }
+        flush();
+        for (std::size_t m = 0; m < 2; ++m) {
+            const bool intact = o.read ? checksum(buf[m].data(), size) == expected[m]
+                                       : s.request(Op::verify, size, m * size, 0) ==
+                                             checksum(buf[totals[m].last & 1].data(), size);
+            if (!intact)
+                payload_error(o, size,
+                              methods[m] +
+                                  (o.read ? " read wrong data" : " data did not arrive intact"));
+            rep.results.push_back(bandwidth_result(size, methods[m], totals[m].loop()));
+        }
+        add_memcpy_baseline(rep, o, size, base);
     }
 }
 
@@ -471,15 +535,23 @@ void dma_bw(Session& s, const BenchOptions& o, Report& rep) {
     const std::string method = o.vector > 1 ? "dma-vector-" + std::to_string(o.vector) : "dma";
     for (auto size : o.sizes) {
         auto payload = prepare_dma(s, o, size);
-        auto loop = timed_loop(o, [&](std::uint64_t i) {
-            // Alternate between the two source regions so the final check sees the last one.
-            const std::size_t src = (i & 1) * size;
-            post_dma(s, queue, o, size, o.pull ? 0 : src, o.pull ? src : 0, nullptr, nullptr, 0);
-            wait_dma(queue, o);
-        });
-        verify_dma(s, o, size, payload, loop.last);
-        rep.results.push_back(bandwidth_result(size, method, loop));
-        add_memcpy_baseline(rep, o, size, baseline_iterations(o, loop.iterations));
+        Totals totals, base;
+        const auto rounds = rounds_for(o);
+        for (std::uint64_t r = 0; r < rounds; ++r) {
+            const auto ro = round_options(o, r, rounds);
+            auto loop = timed_loop(ro, [&](std::uint64_t i) {
+                // Alternate between the two source regions so the final check sees the last.
+                const std::size_t src = (i & 1) * size;
+                post_dma(s, queue, o, size, o.pull ? 0 : src, o.pull ? src : 0, nullptr, nullptr,
+                         0);
+                wait_dma(queue, o);
+            });
+            totals.add(loop);
+            memcpy_round(base, o, ro, size, loop.iterations);
+        }
+        verify_dma(s, o, size, payload, totals.last);
+        rep.results.push_back(bandwidth_result(size, method, totals.loop()));
+        add_memcpy_baseline(rep, o, size, base);
     }
 }
 
