@@ -33,9 +33,13 @@ fi
 pin="${PIN:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/dis-bench-suite.XXXXXX")
 fabric="$work/fabric"
+# shellcheck disable=SC2317 # called through the trap
 cleanup() {
   "$tool" fabric stop --fabric "$fabric" >/dev/null 2>&1 || true
-  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work"/*.csv "$work"/*.json "$KEEP"/ 2>/dev/null || true; fi
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    cp "$work"/*.csv "$work"/*.json "$work"/runs.txt "$KEEP"/ 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
