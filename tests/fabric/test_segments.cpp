@@ -335,7 +335,7 @@ TEST_CASE("queries, node ids and probes", "[fabric][query]") {
           std::string(SCIGetErrorString(SCI_ERR_NO_SUCH_NODEID)));
 }
 
-TEST_CASE("DIS_NODE_ID picks the node; default is the lowest node", "[fabric][query]") {
+TEST_CASE("DIS_NODE_ID picks the node, by default the lowest node", "[fabric][query]") {
     LocalFabric fabric({8, 12});
     ::unsetenv("DIS_NODE_ID");
     ::setenv("DIS_FABRIC", fabric.dir().c_str(), 1);
