@@ -1,6 +1,7 @@
 #include "dis/local_fabric.hpp"
 
 #include "dis/error.hpp"
+#include "dis/fabric_config.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -239,6 +240,21 @@ std::vector<std::uint32_t> local_node_ids(unsigned count) {
     for (unsigned i = 1; i <= count; ++i)
         ids.push_back(4 * i);
     return ids;
+}
+
+std::vector<std::uint32_t> nodes_to_start(std::optional<unsigned> count,
+                                          const std::optional<std::string>& config_file) {
+    if (count)
+        return local_node_ids(*count);
+    if (config_file) {
+        auto config = load_fabric_config(*config_file);
+        std::vector<std::uint32_t> ids;
+        for (const auto& [id, node] : config.nodes)
+            ids.push_back(id);
+        if (!ids.empty())
+            return ids;
+    }
+    return local_node_ids(3);
 }
 
 std::string find_disd(const std::string& dir_of_self) {

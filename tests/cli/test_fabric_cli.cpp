@@ -414,3 +414,44 @@ TEST_CASE("fabric, topology, probe and segment commands have --help", "[fabric]"
         CHECK(r.out.find("--fabric") != std::string::npos);
     }
 }
+
+TEST_CASE("fabric start --config starts the config's nodes and topology reports its links",
+          "[fabric]") {
+    TempDir tmp;
+    std::string dir = (tmp.path() / "fabric").string();
+    auto config = tmp.path() / "fabric.conf";
+    dis::test::write_file(config, "topology ring\n"
+                                  "node 4 name=alpha\n"
+                                  "node 16 name=delta\n"
+                                  "link 4 16 width=4 speed=16GT/s\n");
+    auto start =
+        run_tool({"fabric", "start", "--config", config.string(), "--fabric", dir, "-o", "json"});
+    INFO(start.err);
+    REQUIRE(start.exit_code == 0);
+    struct Stop {
+        std::string dir;
+        ~Stop() { dis::fabric::stop_local_fabric(dir, std::chrono::milliseconds(2000)); }
+    } stop{dir};
+    auto start_doc = parse_out(start);
+    CHECK(node_ids(start_doc["nodes"]) == std::set<std::uint32_t>{4, 16});
+
+    auto topo = run_tool({"topology", "--fabric", dir, "-o", "json"});
+    INFO(topo.err);
+    REQUIRE(topo.exit_code == 0);
+    auto doc = parse_out(topo);
+    REQUIRE(doc["nodes"].size() == 2);
+    CHECK(doc["nodes"][0]["name"] == "alpha");
+    CHECK(doc["nodes"][1]["name"] == "delta");
+    REQUIRE(doc["links"].size() == 1);
+    CHECK(doc["links"][0]["local_node"] == 4);
+    CHECK(doc["links"][0]["remote_node"] == 16);
+    CHECK(doc["links"][0]["width"] == 4);
+    CHECK(doc["links"][0]["speed"] == "16GT/s");
+
+    auto bad = tmp.path() / "bad.conf";
+    dis::test::write_file(bad, "node 5\n");
+    auto refused = run_tool(
+        {"fabric", "start", "--config", bad.string(), "--fabric", (tmp.path() / "other").string()});
+    CHECK(refused.exit_code == 2);
+    check_one_error_line(refused);
+}
