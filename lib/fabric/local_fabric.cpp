@@ -395,6 +395,8 @@ std::vector<StoppedNode> stop_local_fabric(const std::string& fabric_dir,
             continue;
         }
         if (s.method == "not_running" && !process_alive(s.pid)) {
+            // It died without removing its socket; a stale one would look like a node.
+            ::unlink(node_socket_path(fabric_dir, s.node_id).c_str());
             s.stopped = true;
             continue;
         }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -360,10 +361,13 @@ TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fa
     auto topo = run_tool({"topology", "--fabric", dir, "-o", "json"});
     INFO(topo.err);
     REQUIRE(topo.exit_code == 0);
-    auto topo_doc = parse_out(topo); // the loop must not iterate a temporary
+    auto topo_doc = parse_out(topo);
+    // Node 8 no longer answers discovery, but its peers' links to it keep it in the picture.
+    REQUIRE(node_ids(topo_doc["nodes"]) == std::set<std::uint32_t>{4, 8, 12});
     for (const auto& n : topo_doc["nodes"])
-        if (n["node_id"] == 8)
-            CHECK(n["reachable"] == false);
+        CHECK(n["reachable"] == (n["node_id"] != 8));
+    for (const auto& l : topo_doc["links"])
+        CHECK(l["state"] == ((l["local_node"] == 8 || l["remote_node"] == 8) ? "down" : "up"));
 
     auto stop = run_tool({"fabric", "stop", "--fabric", dir, "-o", "json"});
     CHECK(stop.exit_code == 0);
@@ -372,6 +376,8 @@ TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fa
         CHECK(n["stopped"] == true);
         CHECK(n["method"] == (n["node_id"] == 8 ? "not_running" : "shutdown"));
     }
+    // The killed daemon's stale socket is gone too.
+    CHECK_FALSE(std::filesystem::exists(dis::fabric::node_socket_path(dir, 8)));
 }
 
 TEST_CASE("fabric start rejects bad input and a node that is already running", "[fabric]") {
