@@ -461,3 +461,24 @@ TEST_CASE("fabric start --config starts the config's nodes and topology reports 
     CHECK(refused.exit_code == 2);
     check_one_error_line(refused);
 }
+
+TEST_CASE("fabric commands acting as a node that does not exist exit 3", "[fabric]") {
+    TestFabric fabric(2);
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"topology", "--local-node", "40"},
+             {"probe", "4", "--local-node", "40"},
+         }) {
+        std::vector<std::string> with_dir = args;
+        with_dir.insert(with_dir.end(), {"--fabric", fabric.dir(), "-o", "json"});
+        auto r = run_tool(with_dir);
+        INFO(args[0] << ": " << r.err);
+        CHECK(r.exit_code == 3);
+        check_one_error_line(r);
+        CHECK(parse_out(r)["error"]["kind"] == "fabric_down");
+    }
+    // A missing adapter is an input error, with SCIGetErrorString's text.
+    auto r = run_tool({"topology", "--fabric", fabric.dir(), "--adapter", "3"});
+    CHECK(r.exit_code == 2);
+    check_one_error_line(r);
+    CHECK(r.err.find(SCIGetErrorString(SCI_ERR_NO_SUCH_ADAPTERNO)) != std::string::npos);
+}
