@@ -68,13 +68,13 @@ inline sci_error_t wait_efd(int efd, int stop_fd, int lost_fd, unsigned int time
         }
         int wait_ms = -1;
         if (timeout_ms != SCI_INFINITE_TIMEOUT) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            auto left = std::chrono::duration_cast<std::chrono::microseconds>(
                             deadline - std::chrono::steady_clock::now())
                             .count();
-            if (left < 0) {
+            if (left <= 0) {
                 return SCI_ERR_TIMEOUT;
             }
-            wait_ms = static_cast<int>(left);
+            wait_ms = static_cast<int>((left + 999) / 1000); // never wake before the deadline
         }
         pollfd p[3] = {{efd, POLLIN, 0}, {stop_fd, POLLIN, 0}, {lost_fd, POLLIN, 0}};
         int r = ::poll(p, 3, wait_ms);
@@ -87,7 +87,8 @@ inline sci_error_t wait_efd(int efd, int stop_fd, int lost_fd, unsigned int time
         if (r > 0 && (p[0].revents & POLLIN) == 0 && (p[2].revents & POLLIN) != 0) {
             return SCI_ERR_NODE_NOT_RESPONDING;
         }
-        if (r == 0 && timeout_ms != SCI_INFINITE_TIMEOUT) {
+        if (r == 0 && timeout_ms != SCI_INFINITE_TIMEOUT &&
+            std::chrono::steady_clock::now() >= deadline) {
             return SCI_ERR_TIMEOUT;
         }
     }

@@ -183,7 +183,7 @@ struct sci_local_interrupt {
     std::shared_ptr<dis::sisci::Conn> conn;
     unsigned int no = 0;
     dis::wire::Fd efd;
-    dis::wire::Fd stop_efd; // wakes waiters and the callback thread on removal
+    std::atomic<bool> stopping{false}; // set before the wake-up that ends waits on removal
     sci_cb_interrupt_t callback = nullptr;
     void* callback_arg = nullptr;
     std::thread cb_thread;
@@ -252,6 +252,8 @@ public:
     void remove(sci_local_segment_t s);
     void add(sci_remote_segment_t s);
     void remove(sci_remote_segment_t s);
+    void add(sci_local_interrupt_t i);
+    void remove(sci_local_interrupt_t i);
     void add(sci_remote_interrupt_t i);
     void remove(sci_remote_interrupt_t i);
     void add(sci_remote_data_interrupt_t i);
@@ -274,6 +276,7 @@ private:
     std::mutex m_reg_mutex;
     std::set<sci_local_segment_t> m_local;
     std::set<sci_remote_segment_t> m_remote;
+    std::set<sci_local_interrupt_t> m_lints;
     std::set<sci_remote_interrupt_t> m_rints;
     std::set<sci_remote_data_interrupt_t> m_rdints;
 

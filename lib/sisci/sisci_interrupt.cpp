@@ -3,6 +3,7 @@
 // a shared multi-producer ring for the payload.
 #include "api_util.hpp"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 
 #include <cstring>
@@ -87,10 +88,51 @@ bool ring_take(wire::DataRing* ring, void* data, unsigned int* size, sci_error_t
     return true;
 }
 
+// Waits for one trigger. The eventfd is blocking in the owner, so an infinite wait is one
+// read() like a raw eventfd wake-up; removal and node loss write the same eventfd after
+// setting their flag, which the woken waiter checks.
+sci_error_t wait_interrupt(sci_local_interrupt_t irq, unsigned int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        if (irq->stopping.load()) {
+            return SCI_ERR_CANCELLED;
+        }
+        if (irq->conn->lost()) {
+            return SCI_ERR_NODE_NOT_RESPONDING;
+        }
+        if (timeout_ms != SCI_INFINITE_TIMEOUT) {
+            auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+            if (left <= 0) {
+                return SCI_ERR_TIMEOUT;
+            }
+            pollfd p{irq->efd.get(), POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>((left + 999) / 1000));
+            if (r <= 0) {
+                continue; // EINTR or timeout: re-evaluated above
+            }
+        }
+        std::uint64_t v;
+        ssize_t n = ::read(irq->efd.get(), &v, sizeof(v));
+        if (irq->stopping.load()) {
+            return SCI_ERR_CANCELLED;
+        }
+        if (irq->conn->lost()) {
+            return SCI_ERR_NODE_NOT_RESPONDING;
+        }
+        if (n == sizeof(v)) {
+            return SCI_ERR_OK;
+        }
+        if (n < 0 && errno != EINTR && errno != EAGAIN) {
+            return SCI_ERR_SYSTEM;
+        }
+    }
+}
+
 void interrupt_callback_loop(sci_local_interrupt_t irq) {
     for (;;) {
-        sci_error_t err = wait_efd(irq->efd.get(), irq->stop_efd.get(), irq->conn->lost_fd(),
-                                   SCI_INFINITE_TIMEOUT);
+        sci_error_t err = wait_interrupt(irq, SCI_INFINITE_TIMEOUT);
         if (err == SCI_ERR_CANCELLED) {
             return;
         }
@@ -121,10 +163,17 @@ void data_callback_loop(sci_local_data_interrupt_t irq) {
     }
 }
 
+void wake_for_stop(sci_local_interrupt_t irq) {
+    irq->stopping = true;
+    signal_efd(irq->efd.get());
+}
+
+void wake_for_stop(sci_local_data_interrupt_t irq) {
+    signal_efd(irq->stop_efd.get());
+}
+
 template <class Handle> void stop_callbacks(Handle* irq) {
-    if (irq->stop_efd.valid()) {
-        signal_efd(irq->stop_efd.get());
-    }
+    wake_for_stop(irq);
     if (irq->cb_thread.joinable()) {
         if (irq->cb_thread.get_id() == std::this_thread::get_id()) {
             irq->cb_thread.detach(); // removed from its own callback
@@ -203,8 +252,10 @@ SCI_API void SCICreateInterrupt(sci_desc_t sd, sci_local_interrupt_t* interrupt,
     irq->conn = rt->home(*error);
     irq->no = r.body.value("interrupt_no", 0u);
     irq->efd = take_fd(r, 0);
-    irq->stop_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
+    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
     *interruptNo = irq->no;
+    rt->add(irq);
     if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
         irq->callback = callback;
         irq->callback_arg = callbackArg;
@@ -226,6 +277,9 @@ SCI_API void SCIRemoveInterrupt(sci_local_interrupt_t interrupt, unsigned int fl
         return;
     }
     stop_callbacks(interrupt);
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
     if (!interrupt->conn->lost()) {
         interrupt->conn->call(
             {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", false}});
@@ -250,8 +304,7 @@ SCI_API void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int t
         set(error, SCI_ERR_ILLEGAL_OPERATION); // callbacks consume the interrupts
         return;
     }
-    set(error, wait_efd(interrupt->efd.get(), interrupt->stop_efd.get(), interrupt->conn->lost_fd(),
-                        timeout));
+    set(error, wait_interrupt(interrupt, timeout));
 }
 
 SCI_API void SCIConnectInterrupt(sci_desc_t sd, sci_remote_interrupt_t* interrupt,

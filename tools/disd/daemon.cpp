@@ -66,6 +66,13 @@ Daemon::~Daemon() {
     }
 }
 
+void Daemon::wake_engine() {
+    if (m_doorbell != nullptr) {
+        m_doorbell->seq.fetch_add(1, std::memory_order_seq_cst);
+        wire::futex_wake(&m_doorbell->seq);
+    }
+}
+
 void Daemon::log(const std::string& msg) const {
     if (m_opts.verbose) {
         std::cerr << "disd[" << m_opts.node_id << "]: " << msg << "\n";
@@ -338,6 +345,7 @@ void Daemon::drop_client(int client_id) {
         }
         ++m_queues_version;
     }
+    wake_engine();
     m_fd_to_client.erase(it->second.sock.get());
     ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, it->second.sock.get(), nullptr);
     m_clients.erase(it);
@@ -839,6 +847,7 @@ void Daemon::op_dma_queue_remove(Client& c, const json& req, json& reply) {
     }
     m_queues.erase(it);
     ++m_queues_version;
+    wake_engine(); // so it drops its reference (and the queue's memory) now
     if (c.queues > 0) {
         --c.queues;
     }

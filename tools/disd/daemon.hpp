@@ -141,6 +141,7 @@ private:
 
     // DMA engine (engine.cpp).
     void engine_main();
+    void wake_engine();
     bool engine_pass(const std::vector<std::shared_ptr<DmaQueue>>& queues);
     std::uint32_t engine_execute(const DmaQueue& q, const wire::DmaDesc& d);
 
