@@ -1,6 +1,7 @@
 #include "dis/local_fabric.hpp"
 
 #include "dis/error.hpp"
+#include "dis/fabric_config.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -241,6 +242,21 @@ std::vector<std::uint32_t> local_node_ids(unsigned count) {
     return ids;
 }
 
+std::vector<std::uint32_t> nodes_to_start(std::optional<unsigned> count,
+                                          const std::optional<std::string>& config_file) {
+    if (count)
+        return local_node_ids(*count);
+    if (config_file) {
+        auto config = load_fabric_config(*config_file);
+        std::vector<std::uint32_t> ids;
+        for (const auto& [id, node] : config.nodes)
+            ids.push_back(id);
+        if (!ids.empty())
+            return ids;
+    }
+    return local_node_ids(3);
+}
+
 std::string find_disd(const std::string& dir_of_self) {
     if (!dir_of_self.empty()) {
         std::string beside = (fs::path(dir_of_self) / "disd").string();
@@ -379,6 +395,8 @@ std::vector<StoppedNode> stop_local_fabric(const std::string& fabric_dir,
             continue;
         }
         if (s.method == "not_running" && !process_alive(s.pid)) {
+            // It died without removing its socket; a stale one would look like a node.
+            ::unlink(node_socket_path(fabric_dir, s.node_id).c_str());
             s.stopped = true;
             continue;
         }

@@ -44,6 +44,25 @@ std::string error_string(unsigned int sci_error) {
     return text ? text : "unknown SISCI error";
 }
 
+namespace {
+
+std::string failure_text(const std::string& what, unsigned int code) {
+    char code_text[16];
+    std::snprintf(code_text, sizeof code_text, "0x%x", code);
+    return what + " failed: " + error_string(code) + " (" + code_text + ")";
+}
+
+// SCIInitialize and SCIOpen fail when this process's node has no daemon to talk to (on the
+// software fabric an unknown DIS_NODE_ID): the fabric is unreachable, not the input wrong.
+[[noreturn]] void throw_open_error(const std::string& what, unsigned int code) {
+    auto err = static_cast<sci_error_t>(code);
+    if (err == SCI_ERR_ACCESS)
+        throw Error(ErrorKind::permission, failure_text(what, code));
+    throw Error(ErrorKind::fabric_down, failure_text(what, code));
+}
+
+} // namespace
+
 void throw_sci_error(const std::string& what, unsigned int code) {
     auto err = static_cast<sci_error_t>(code);
     ErrorKind kind = ErrorKind::fabric_down;
@@ -58,16 +77,14 @@ void throw_sci_error(const std::string& what, unsigned int code) {
         kind = ErrorKind::permission;
     else if (err == SCI_ERR_TIMEOUT)
         kind = ErrorKind::timeout;
-    char code_text[16];
-    std::snprintf(code_text, sizeof code_text, "0x%x", code);
-    throw Error(kind, what + " failed: " + error_string(code) + " (" + code_text + ")");
+    throw Error(kind, failure_text(what, code));
 }
 
 Library::Library() {
     sci_error_t err = SCI_ERR_OK;
     SCIInitialize(k_no_flags, &err);
     if (err != SCI_ERR_OK)
-        throw_sci_error("SCIInitialize", err);
+        throw_open_error("SCIInitialize", err);
 }
 
 Library::~Library() {
@@ -82,7 +99,7 @@ Descriptor::Descriptor(const Library&) : m_impl(std::make_unique<Impl>()) {
     sci_error_t err = SCI_ERR_OK;
     SCIOpen(&m_impl->sd, k_no_flags, &err);
     if (err != SCI_ERR_OK)
-        throw_sci_error("SCIOpen", err);
+        throw_open_error("SCIOpen", err);
 }
 
 Descriptor::~Descriptor() {

@@ -76,6 +76,17 @@ Topology read_topology(const std::string& fabric_dir, std::uint32_t adapter_no) 
                     node.reachable = false;
             }
         }
+        // A dead node no longer answers discovery, but its peers still report their links to
+        // it: show it, with what SISCI says about reaching it.
+        for (const auto& l : topo.links) {
+            for (auto id : {l.local_node, l.remote_node}) {
+                if (nodes.count(id))
+                    continue;
+                auto& node = nodes[id];
+                node.node_id = id;
+                node.reachable = sd.probe_node(id, adapter_no);
+            }
+        }
         std::sort(topo.links.begin(), topo.links.end(), [](const auto& a, const auto& b) {
             return std::tie(a.local_node, a.remote_node) < std::tie(b.local_node, b.remote_node);
         });

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -360,10 +361,13 @@ TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fa
     auto topo = run_tool({"topology", "--fabric", dir, "-o", "json"});
     INFO(topo.err);
     REQUIRE(topo.exit_code == 0);
-    auto topo_doc = parse_out(topo); // the loop must not iterate a temporary
+    auto topo_doc = parse_out(topo);
+    // Node 8 no longer answers discovery, but its peers' links to it keep it in the picture.
+    REQUIRE(node_ids(topo_doc["nodes"]) == std::set<std::uint32_t>{4, 8, 12});
     for (const auto& n : topo_doc["nodes"])
-        if (n["node_id"] == 8)
-            CHECK(n["reachable"] == false);
+        CHECK(n["reachable"] == (n["node_id"] != 8));
+    for (const auto& l : topo_doc["links"])
+        CHECK(l["state"] == ((l["local_node"] == 8 || l["remote_node"] == 8) ? "down" : "up"));
 
     auto stop = run_tool({"fabric", "stop", "--fabric", dir, "-o", "json"});
     CHECK(stop.exit_code == 0);
@@ -372,6 +376,8 @@ TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fa
         CHECK(n["stopped"] == true);
         CHECK(n["method"] == (n["node_id"] == 8 ? "not_running" : "shutdown"));
     }
+    // The killed daemon's stale socket is gone too.
+    CHECK_FALSE(std::filesystem::exists(dis::fabric::node_socket_path(dir, 8)));
 }
 
 TEST_CASE("fabric start rejects bad input and a node that is already running", "[fabric]") {
@@ -413,4 +419,66 @@ TEST_CASE("fabric, topology, probe and segment commands have --help", "[fabric]"
         CHECK(r.exit_code == 0);
         CHECK(r.out.find("--fabric") != std::string::npos);
     }
+}
+
+TEST_CASE("fabric start --config starts the config's nodes and topology reports its links",
+          "[fabric]") {
+    TempDir tmp;
+    std::string dir = (tmp.path() / "fabric").string();
+    auto config = tmp.path() / "fabric.conf";
+    dis::test::write_file(config, "topology ring\n"
+                                  "node 4 name=alpha\n"
+                                  "node 16 name=delta\n"
+                                  "link 4 16 width=4 speed=16GT/s\n");
+    auto start =
+        run_tool({"fabric", "start", "--config", config.string(), "--fabric", dir, "-o", "json"});
+    INFO(start.err);
+    REQUIRE(start.exit_code == 0);
+    struct Stop {
+        std::string dir;
+        ~Stop() { dis::fabric::stop_local_fabric(dir, std::chrono::milliseconds(2000)); }
+    } stop{dir};
+    auto start_doc = parse_out(start);
+    CHECK(node_ids(start_doc["nodes"]) == std::set<std::uint32_t>{4, 16});
+
+    auto topo = run_tool({"topology", "--fabric", dir, "-o", "json"});
+    INFO(topo.err);
+    REQUIRE(topo.exit_code == 0);
+    auto doc = parse_out(topo);
+    REQUIRE(doc["nodes"].size() == 2);
+    CHECK(doc["nodes"][0]["name"] == "alpha");
+    CHECK(doc["nodes"][1]["name"] == "delta");
+    REQUIRE(doc["links"].size() == 1);
+    CHECK(doc["links"][0]["local_node"] == 4);
+    CHECK(doc["links"][0]["remote_node"] == 16);
+    CHECK(doc["links"][0]["width"] == 4);
+    CHECK(doc["links"][0]["speed"] == "16GT/s");
+
+    auto bad = tmp.path() / "bad.conf";
+    dis::test::write_file(bad, "node 5\n");
+    auto refused = run_tool(
+        {"fabric", "start", "--config", bad.string(), "--fabric", (tmp.path() / "other").string()});
+    CHECK(refused.exit_code == 2);
+    check_one_error_line(refused);
+}
+
+TEST_CASE("fabric commands acting as a node that does not exist exit 3", "[fabric]") {
+    TestFabric fabric(2);
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"topology", "--local-node", "40"},
+             {"probe", "4", "--local-node", "40"},
+         }) {
+        std::vector<std::string> with_dir = args;
+        with_dir.insert(with_dir.end(), {"--fabric", fabric.dir(), "-o", "json"});
+        auto r = run_tool(with_dir);
+        INFO(args[0] << ": " << r.err);
+        CHECK(r.exit_code == 3);
+        check_one_error_line(r);
+        CHECK(parse_out(r)["error"]["kind"] == "fabric_down");
+    }
+    // A missing adapter is an input error, with SCIGetErrorString's text.
+    auto r = run_tool({"topology", "--fabric", fabric.dir(), "--adapter", "3"});
+    CHECK(r.exit_code == 2);
+    check_one_error_line(r);
+    CHECK(r.err.find(SCIGetErrorString(SCI_ERR_NO_SUCH_ADAPTERNO)) != std::string::npos);
 }

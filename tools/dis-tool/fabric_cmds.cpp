@@ -24,8 +24,8 @@ using nlohmann::json;
 namespace fab = dis::fabric;
 
 struct FabricOptions {
-    std::string fabric_dir; // --fabric; empty: DIS_FABRIC or the default
-    unsigned nodes = 3;
+    std::string fabric_dir;        // --fabric; empty: DIS_FABRIC or the default
+    std::optional<unsigned> nodes; // default: the config's nodes, else 3
     std::string config;
     unsigned ready_timeout_ms = 5000;
     std::optional<std::uint32_t> node;       // segment list --node
@@ -117,9 +117,9 @@ std::string link_text(bool up, std::uint32_t width, const std::string& speed) {
 void run_start(Context& ctx, const FabricOptions& opts) {
     fab::StartOptions start;
     start.fabric_dir = fabric_dir(opts);
-    start.node_ids = fab::local_node_ids(opts.nodes);
     if (!opts.config.empty())
         start.config_file = opts.config;
+    start.node_ids = fab::nodes_to_start(opts.nodes, start.config_file);
     start.disd_path = fab::find_disd(self_dir());
     start.ready_timeout = std::chrono::milliseconds(opts.ready_timeout_ms);
     auto nodes = fab::start_local_fabric(start);
@@ -374,7 +374,9 @@ void register_fabric_commands(CLI::App& app, Context& ctx) {
 
     auto* start = fabric->add_subcommand(
         "start", "Start a local fabric of disd daemons (node ids 4, 8, 12, ...) in the background");
-    start->add_option("-n,--nodes", opts->nodes, "Number of nodes (default 3)")
+    start
+        ->add_option("-n,--nodes", opts->nodes,
+                     "Number of nodes, ids 4, 8, ... (default: the config file's nodes, else 3)")
         ->check(CLI::Range(1, 64));
     start->add_option("-c,--config", opts->config, "Fabric config file passed to every disd")
         ->type_name("FILE");

@@ -22,6 +22,11 @@ inline constexpr const char* k_local_fabric_record = "local-fabric.json";
 // Node ids of a local fabric of `count` nodes, NTB style: 4, 8, 12, ...
 std::vector<std::uint32_t> local_node_ids(unsigned count);
 
+// The nodes `fabric start` launches: `count` nodes 4, 8, ... when given; else the nodes a
+// config file lists; else 3 nodes. Throws Error for a bad count or config file.
+std::vector<std::uint32_t> nodes_to_start(std::optional<unsigned> count,
+                                          const std::optional<std::string>& config_file);
+
 // The disd binary: `dir_of_self`/disd if it exists and is executable (dis-tool and disd are
 // installed side by side), else the first disd on $PATH. Throws Error(not_found).
 std::string find_disd(const std::string& dir_of_self);

@@ -25,6 +25,7 @@ std::string error_string(unsigned int sci_error);
 [[noreturn]] void throw_sci_error(const std::string& what, unsigned int sci_error);
 
 // SCIInitialize on construction, SCITerminate on destruction. One per process is enough.
+// Failing to initialize (no daemon for this process's node) throws Error(fabric_down).
 class Library {
 public:
     Library();
