@@ -456,8 +456,13 @@ void poll_dma(DmaQueue& q, const BenchOptions& o) {
         if (state == SCI_DMAQUEUE_ERROR || state == SCI_DMAQUEUE_ABORTED)
             throw Error(ErrorKind::os,
                         "DMA transfer failed (queue state " + std::to_string(state) + ")");
-        if (spins % 4096 == 0 && Clock::now() > deadline)
-            throw Error(ErrorKind::timeout, "DMA transfer did not complete");
+        if (spins % 4096 == 4095) {
+            if (Clock::now() > deadline)
+                throw Error(ErrorKind::timeout, "DMA transfer did not complete");
+            // Like the ping-pong's wait: after microseconds without completion the engine
+            // may be waiting for this CPU.
+            std::this_thread::yield();
+        }
     }
 }
 
