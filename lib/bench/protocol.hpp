@@ -8,7 +8,8 @@
 // is written by one side only and accessed with acquire/release ordering.
 //
 // The responder also owns a data segment (the target of PIO and DMA); the client owns a
-// segment the responder writes its ping-pong replies into. Internal to libdis.
+// segment the responder writes its ping-pong replies into. A responder serves one client at a
+// time. Internal to libdis.
 #pragma once
 
 #include <atomic>
@@ -38,7 +39,7 @@ struct ControlBlock {
     std::uint64_t magic;
     std::uint64_t version;
     std::uint64_t responder_node;
-    std::uint64_t reserved0;
+    std::uint64_t responder_pid; // lets a client tell its own responder from another's
     // Written by the client.
     std::uint64_t req_seq;
     std::uint64_t op;

@@ -7,6 +7,8 @@
 #include "protocol.hpp"
 #include "sisci.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -36,6 +38,7 @@ public:
         std::memset(m_control.bytes(), 0, k_control_size);
         put(m_cb.version, k_protocol_version);
         put(m_cb.responder_node, m_node);
+        put(m_cb.responder_pid, static_cast<std::uint64_t>(getpid()));
         put(m_cb.magic, k_magic); // last: the client waits for it
     }
 

@@ -75,6 +75,21 @@ public:
             throw Error(ErrorKind::fabric_down, "the responder on node " +
                                                     std::to_string(o.remote_node) +
                                                     " speaks another protocol version");
+        // The responder we started, not one that another run left on that node (ours then
+        // failed to create the well-known control segment, and its error says so).
+        if (!o.responder_argv.empty() &&
+            get(cb().responder_pid) != static_cast<std::uint64_t>(m_child.pid())) {
+            m_child.wait(std::chrono::milliseconds(2000));
+            throw Error(
+                ErrorKind::fabric_down, "another bench responder is already running on node " +
+                                            std::to_string(o.remote_node) + " (" +
+                                            m_child.describe() +
+                                            [&] {
+                                                auto t = m_child.error_output();
+                                                return t.empty() ? std::string() : ": " + t;
+                                            }() +
+                                            ")");
+        }
         m_seq = std::max(get(cb().req_seq), get(cb().ack_seq));
         request(Op::hello, bytes, m_local_node, SCIGetLocalSegmentId(m_local->handle()));
         m_data = std::make_unique<RemoteSegment>(m_sci->get(), o.remote_node, k_data_segment_id,

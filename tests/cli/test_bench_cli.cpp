@@ -275,6 +275,22 @@ TEST_CASE("bench serve as a separate responder (--no-spawn) exits after --once",
         return run({DIS_TOOL_PATH, "bench", "serve", "--once", "--idle-timeout", "20",
                     "--local-node", "8", "--fabric", fab.dir()});
     });
+    // Wait until the responder's control segment is there (the fabric's own admin view).
+    bool up = false;
+    for (int i = 0; i < 500 && !up; ++i) {
+        auto seg = run_tool({"segment", "list", "--fabric", fab.dir(), "-o", "json"});
+        up = seg.out.find("\"segment_id\": 3512401921") != std::string::npos;
+        if (!up)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    REQUIRE(up);
+
+    // A run that starts its own responder must not talk to this one.
+    auto clash = fab.bench({"pio-latency", "-r", "8", "--sizes", "64", "-n", "10"});
+    CHECK(clash.exit_code == 3);
+    check_one_error_line(clash);
+    CHECK(clash.err.find("another bench responder") != std::string::npos);
+
     auto r = fab.bench(
         {"pio-latency", "-r", "8", "--sizes", "64", "-n", "100", "--no-spawn", "-o", "json"});
     INFO(r.err);
