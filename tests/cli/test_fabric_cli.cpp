@@ -330,6 +330,18 @@ TEST_CASE("fabric commands against no fabric exit 3 with one stderr line", "[fab
     }
 }
 
+TEST_CASE("fabric status and stop refuse a malformed pid record", "[fabric]") {
+    TempDir tmp;
+    dis::test::write_file(tmp.path() / dis::fabric::k_local_fabric_record, "{\"nodes\": 4}");
+    for (const char* verb : {"status", "stop"}) {
+        auto r = run_tool({"fabric", verb, "--fabric", tmp.path().string(), "-o", "json"});
+        INFO(verb);
+        CHECK(r.exit_code == 2);
+        check_one_error_line(r);
+        CHECK(parse_out(r)["error"]["kind"] == "invalid_input");
+    }
+}
+
 TEST_CASE("fabric status, probe and topology show a killed daemon as down", "[fabric]") {
     TestFabric fabric(3);
     const auto& dir = fabric.dir();
