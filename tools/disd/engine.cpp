@@ -7,6 +7,8 @@
 
 #include "sisci_error.h"
 
+#include <sched.h>
+
 #include <cstring>
 
 namespace dis::disd {
@@ -15,12 +17,6 @@ namespace {
 
 constexpr auto k_spin_window = std::chrono::microseconds(300);
 constexpr std::int64_t k_sleep_us = 200000; // re-check periodically (stop flag, lost wake-ups)
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 } // namespace
 
@@ -123,7 +119,9 @@ void Daemon::engine_main() {
             continue;
         }
         if (std::chrono::steady_clock::now() - last_work < k_spin_window) {
-            cpu_relax();
+            // Yield rather than pause: when a client polling for completion shares our CPU,
+            // it must get to run (on an idle CPU the yield returns at once).
+            sched_yield();
             continue;
         }
         // Going to sleep: announce it, then look once more so no post is missed.
