@@ -13,7 +13,8 @@ constexpr unsigned k_dma_flags = SCI_FLAG_DMA_READ | SCI_FLAG_USE_CALLBACK | SCI
                                  SCI_FLAG_DMA_GLOBAL | SCI_FLAG_DMA_SYSDMA |
                                  SCI_FLAG_DMA_SOURCE_ONLY;
 constexpr std::int64_t k_spin_us = 30;           // spin at least this long before sleeping
-constexpr std::int64_t k_busy_us = 2;            // of which pure busy-waiting; then sched_yield()
+constexpr std::int64_t k_max_spin_us = 200;      // and at most this long
+constexpr std::int64_t k_busy_us = 2;            // busy-waiting before yielding
 constexpr std::int64_t k_sleep_slice_us = 20000; // re-check node loss this often
 
 inline bool reached(std::uint32_t value, std::uint32_t target) {
@@ -30,6 +31,9 @@ inline void cpu_relax() {
 sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned int timeout_ms) {
     auto* q = dq->q;
     auto start = std::chrono::steady_clock::now();
+    // Spin about as long as the copy should take (at most k_max_spin_us): busy at first, then
+    // yielding, so that an engine sharing this CPU gets to run. Past that a futex sleep costs
+    // less than the CPU a longer spin would burn.
     auto busy_end = start + std::chrono::microseconds(k_busy_us);
     auto spin_end = start + std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
     for (;;) {
@@ -40,7 +44,6 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
         if (now >= spin_end) {
             break;
         }
-        // Busy at first; then yield, so an engine sharing this CPU is not starved.
         if (now < busy_end) {
             cpu_relax();
         } else {
@@ -197,14 +200,13 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
         q->error.store(0); // a new batch on an idle queue starts clean
         dq->aborted = false;
     }
-    // Spin about as long as the copy should take (at ~5 GB/s) before sleeping: a futex
-    // wake-up costs more than the wait for transfers up to a few MiB.
+    // Expected copy time at ~10 GB/s: how long a waiter should spin (see wait_completed).
     std::uint64_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += vec[i].size;
     }
-    dq->spin_us = std::clamp<std::int64_t>(k_spin_us + static_cast<std::int64_t>(total / 5000),
-                                           k_spin_us, 5000);
+    dq->spin_us = std::clamp<std::int64_t>(k_spin_us + static_cast<std::int64_t>(total / 10000),
+                                           k_spin_us, k_max_spin_us);
     for (size_t i = 0; i < n; ++i) {
         wire::DmaDesc d{};
         d.local_region = lreg;

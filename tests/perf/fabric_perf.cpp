@@ -196,7 +196,7 @@ double sisci_pio() {
 // that load changes on a shared machine hit both alike; medians of the repetitions.
 std::pair<double, double> compare(std::size_t size, const std::function<void()>& raw,
                                   const std::function<void()>& fab) {
-    int reps = static_cast<int>(std::max<std::size_t>(16, (256u << 20) / size));
+    int reps = static_cast<int>(std::max<std::size_t>(64, (256u << 20) / size));
     reps = std::min(reps, 2000);
     raw();
     fab();

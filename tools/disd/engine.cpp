@@ -15,7 +15,7 @@ namespace dis::disd {
 
 namespace {
 
-constexpr auto k_spin_window = std::chrono::microseconds(300);
+constexpr auto k_spin_window = std::chrono::microseconds(100);
 constexpr std::int64_t k_sleep_us = 200000; // re-check periodically (stop flag, lost wake-ups)
 
 } // namespace
@@ -41,10 +41,12 @@ std::uint32_t Daemon::engine_execute(const DmaQueue& q, const wire::DmaDesc& d) 
     }
     auto* lp = static_cast<unsigned char*>(local->get()) + d.local_offset;
     auto* rp = static_cast<unsigned char*>(remote->get()) + d.remote_offset;
+    // Like a hardware engine, a copy between overlapping memory is undefined; the mappings are
+    // distinct address ranges, so memcpy never sees overlapping pointers.
     if ((d.flags & wire::k_dma_read) != 0) {
-        std::memmove(lp, rp, d.size);
+        std::memcpy(lp, rp, d.size);
     } else {
-        std::memmove(rp, lp, d.size);
+        std::memcpy(rp, lp, d.size);
     }
     m_dma_bytes.fetch_add(d.size, std::memory_order_relaxed);
     m_dma_transfers.fetch_add(1, std::memory_order_relaxed);
