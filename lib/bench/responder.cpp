@@ -6,6 +6,7 @@
 #include "process.hpp"
 #include "protocol.hpp"
 #include "sisci.hpp"
+#include "watchdog.hpp"
 
 #include <unistd.h>
 
@@ -21,7 +22,6 @@ namespace {
 
 // How long a phase waits for the client's next message before giving it up for gone.
 constexpr auto k_message_timeout = std::chrono::milliseconds(10000);
-constexpr unsigned int k_stop_poll_ms = 10;
 
 #ifdef SCI_MAX_DATA_INTERRUPT_SIZE
 constexpr std::size_t k_data_intr_capacity = SCI_MAX_DATA_INTERRUPT_SIZE;
@@ -185,20 +185,23 @@ private:
         LocalInterrupt mine(m_sci.get(), m_options.adapter);
         RemoteInterrupt theirs(m_sci.get(), m_client_node, m_options.adapter,
                                static_cast<std::uint32_t>(get(m_cb.arg)), k_message_timeout);
+        // Blocking waits like the baseline's read: the client wakes us once more after setting
+        // stop; the watchdog (through a loopback connection) if it disappears.
+        RemoteInterrupt self(m_sci.get(), m_node, m_options.adapter, mine.number(),
+                             k_message_timeout);
+        Watchdog dog(k_message_timeout, [&] { self.trigger(); });
         put(m_cb.result, mine.number());
         mark_ready(seq, ready);
         PhaseResult r;
-        auto last = Clock::now();
         for (;;) {
-            if (mine.wait(k_stop_poll_ms)) {
-                theirs.trigger();
-                ++r.messages;
-                last = Clock::now();
-            } else if (stopped(seq)) {
+            mine.wait(SCI_INFINITE_TIMEOUT);
+            if (stopped(seq))
                 break;
-            } else if (Clock::now() - last > k_message_timeout) {
+            if (dog.fired())
                 throw Error(ErrorKind::timeout, "the client stopped sending interrupts");
-            }
+            theirs.trigger();
+            ++r.messages;
+            dog.progress();
         }
         publish_phase(r);
     }
@@ -207,23 +210,25 @@ private:
         LocalDataInterrupt mine(m_sci.get(), m_options.adapter);
         RemoteDataInterrupt theirs(m_sci.get(), m_client_node, m_options.adapter,
                                    static_cast<std::uint32_t>(get(m_cb.arg)), k_message_timeout);
+        RemoteDataInterrupt self(m_sci.get(), m_node, m_options.adapter, mine.number(),
+                                 k_message_timeout);
+        const std::uint32_t wake_word = 0;
+        Watchdog dog(k_message_timeout, [&] { self.trigger(&wake_word, sizeof wake_word); });
         put(m_cb.result, mine.number());
         mark_ready(seq, ready);
         std::vector<unsigned char> buffer(k_data_intr_capacity);
         PhaseResult r;
-        auto last = Clock::now();
         for (;;) {
             unsigned int length = static_cast<unsigned int>(buffer.size());
-            if (mine.wait(buffer.data(), &length, k_stop_poll_ms)) {
-                theirs.trigger(buffer.data(), length); // echo
-                ++r.messages;
-                r.received_sum = fold(r.received_sum, checksum(buffer.data(), length));
-                last = Clock::now();
-            } else if (stopped(seq)) {
+            mine.wait(buffer.data(), &length, SCI_INFINITE_TIMEOUT);
+            if (stopped(seq))
                 break;
-            } else if (Clock::now() - last > k_message_timeout) {
+            if (dog.fired())
                 throw Error(ErrorKind::timeout, "the client stopped sending data interrupts");
-            }
+            theirs.trigger(buffer.data(), length); // echo
+            ++r.messages;
+            r.received_sum = fold(r.received_sum, checksum(buffer.data(), length));
+            dog.progress();
         }
         r.sent_sum = r.received_sum;
         publish_phase(r);
