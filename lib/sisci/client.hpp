@@ -168,6 +168,7 @@ struct sci_dma_queue {
     dis::wire::DmaDoorbell* doorbell = nullptr;
     std::uint32_t capacity = 0;
     std::uint32_t posted = 0; // descriptors posted (wraps like the shared counters)
+    std::int64_t spin_us = 30; // how long a waiter spins before sleeping (grows with size)
     bool aborted = false;
     // Callback delivery.
     std::mutex cb_mutex;

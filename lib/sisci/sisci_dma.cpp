@@ -2,6 +2,8 @@
 // shared counter the caller polls (SCIDMAQueueState) or sleeps on (futex).
 #include "api_util.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -10,7 +12,9 @@ namespace {
 constexpr unsigned k_dma_flags = SCI_FLAG_DMA_READ | SCI_FLAG_USE_CALLBACK | SCI_FLAG_DMA_WAIT |
                                  SCI_FLAG_DMA_GLOBAL | SCI_FLAG_DMA_SYSDMA |
                                  SCI_FLAG_DMA_SOURCE_ONLY;
-constexpr std::int64_t k_spin_us = 30;
+constexpr std::int64_t k_spin_us = 30;           // spin at least this long before sleeping
+constexpr std::int64_t k_max_spin_us = 200;      // and at most this long
+constexpr std::int64_t k_busy_us = 2;            // busy-waiting before yielding
 constexpr std::int64_t k_sleep_slice_us = 20000; // re-check node loss this often
 
 inline bool reached(std::uint32_t value, std::uint32_t target) {
@@ -27,12 +31,24 @@ inline void cpu_relax() {
 sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned int timeout_ms) {
     auto* q = dq->q;
     auto start = std::chrono::steady_clock::now();
-    auto spin_end = start + std::chrono::microseconds(k_spin_us);
-    while (std::chrono::steady_clock::now() < spin_end) {
+    // Spin about as long as the copy should take (at most k_max_spin_us): busy at first, then
+    // yielding, so that an engine sharing this CPU gets to run. Past that a futex sleep costs
+    // less than the CPU a longer spin would burn.
+    auto busy_end = start + std::chrono::microseconds(k_busy_us);
+    auto spin_end = start + std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
+    for (;;) {
         if (reached(q->completed.load(std::memory_order_acquire), target)) {
             return SCI_ERR_OK;
         }
-        cpu_relax();
+        auto now = std::chrono::steady_clock::now();
+        if (now >= spin_end) {
+            break;
+        }
+        if (now < busy_end) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
     }
     q->waiters.fetch_add(1, std::memory_order_seq_cst);
     sci_error_t result = SCI_ERR_OK;
@@ -184,6 +200,13 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
         q->error.store(0); // a new batch on an idle queue starts clean
         dq->aborted = false;
     }
+    // Expected copy time at ~10 GB/s: how long a waiter should spin (see wait_completed).
+    std::uint64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        total += vec[i].size;
+    }
+    dq->spin_us = std::clamp<std::int64_t>(k_spin_us + static_cast<std::int64_t>(total / 10000),
+                                           k_spin_us, k_max_spin_us);
     for (size_t i = 0; i < n; ++i) {
         wire::DmaDesc d{};
         d.local_region = lreg;
@@ -332,7 +355,12 @@ SCI_API sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq) {
     }
     std::uint32_t c = dq->q->completed.load(std::memory_order_acquire);
     if (c != dq->posted) {
-        return dq->conn->lost() ? SCI_DMAQUEUE_ERROR : SCI_DMAQUEUE_POSTED;
+        if (dq->conn->lost()) {
+            return SCI_DMAQUEUE_ERROR;
+        }
+        // Callers poll this in a loop: let the engine have the CPU if it shares ours.
+        sched_yield();
+        return SCI_DMAQUEUE_POSTED;
     }
     if (dq->q->error.load() != 0) {
         return SCI_DMAQUEUE_ERROR;

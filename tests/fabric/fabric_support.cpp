@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -35,6 +36,11 @@ LocalFabric::~LocalFabric() {
             int st;
             if (::waitpid(pid, &st, WNOHANG) == pid) {
                 pid = 0;
+                // A clean shutdown exits 0; a sanitizer report or a crash does not.
+                if (std::uncaught_exceptions() == 0) {
+                    INFO("disd node " << node << " wait status " << st);
+                    CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+                }
                 break;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));

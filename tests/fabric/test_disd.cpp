@@ -191,11 +191,25 @@ TEST_CASE("a C program built against the installed SISCI headers ping-pongs betw
     REQUIRE(fs::exists(libdir / "libsisci.so"));
     std::string exe = prefix.path().string() + "/pingpong";
     // Only the installed tree on the include and library paths; strict C11.
-    auto cc = run({DIS_C_COMPILER, "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                   "-D_POSIX_C_SOURCE=200809L", "-I" + (prefix.path() / "include").string(),
-                   DIS_PINGPONG_SOURCE, "-L" + libdir.string(), "-lsisci",
-                   "-Wl,-rpath," + libdir.string(), "-o", exe},
-                  {}, 120);
+    std::vector<std::string> cmd{DIS_C_COMPILER,
+                                 "-std=c11",
+                                 "-Wall",
+                                 "-Wextra",
+                                 "-Werror",
+                                 "-pedantic",
+                                 "-D_POSIX_C_SOURCE=200809L",
+                                 "-I" + (prefix.path() / "include").string(),
+                                 DIS_PINGPONG_SOURCE,
+                                 "-L" + libdir.string(),
+                                 "-lsisci",
+                                 "-Wl,-rpath," + libdir.string(),
+                                 "-o",
+                                 exe};
+#ifdef __SANITIZE_ADDRESS__
+    // A sanitized libsisci needs the sanitizer runtime loaded first.
+    cmd.insert(cmd.begin() + 1, "-fsanitize=address,undefined");
+#endif
+    auto cc = run(cmd, {}, 120);
     INFO(cc.err);
     REQUIRE(cc.exit_code == 0);
 

@@ -382,3 +382,41 @@ TEST_CASE("data interrupts carry their payload in order", "[fabric][interrupt]")
     SCIRemoveDataInterrupt(irq, 0, &err);
     CHECK(err == SCI_ERR_OK);
 }
+
+TEST_CASE("SCIAbortDMAQueue drops queued transfers and the queue works afterwards",
+          "[fabric][dma]") {
+    LocalFabric fabric({4});
+    SisciSession s(fabric, 4);
+    sci_error_t err;
+    const size_t size = 8u << 20;
+    sci_local_segment_t seg;
+    SCICreateSegment(s.sd, &seg, 5, size, nullptr, nullptr, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    SCIPrepareSegment(seg, 0, 0, &err);
+    SCISetSegmentAvailable(seg, 0, 0, &err);
+    sci_remote_segment_t rs;
+    SCIConnectSegment(s.sd, &rs, 4, 5, 0, nullptr, nullptr, 0, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    sci_dma_queue_t dq;
+    SCICreateDMAQueue(s.sd, &dq, 0, 16, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    for (int i = 0; i < 12; ++i) {
+        SCIStartDmaTransfer(dq, seg, rs, 0, size / 2, size / 2, nullptr, nullptr, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+    }
+    SCIAbortDMAQueue(dq, 0, &err);
+    CHECK(err == SCI_ERR_OK);
+    CHECK(SCIDMAQueueState(dq) == SCI_DMAQUEUE_ABORTED);
+    CHECK(SCIWaitForDMAQueue(dq, 0, 0, &err) == SCI_DMAQUEUE_ABORTED); // nothing pending
+    dis::fabric::AdminClient admin(fabric.dir(), 4);
+    auto done = admin.node_info().counters.at("dma_transfers_total");
+    SCIStartDmaTransfer(dq, seg, rs, 0, 4096, 4096, nullptr, nullptr, SCI_FLAG_DMA_WAIT, &err);
+    CHECK(err == SCI_ERR_OK);
+    CHECK(SCIDMAQueueState(dq) == SCI_DMAQUEUE_DONE);
+    CHECK(admin.node_info().counters.at("dma_transfers_total") == done + 1);
+    SCIRemoveDMAQueue(dq, 0, &err);
+    CHECK(err == SCI_ERR_OK);
+    SCIDisconnectSegment(rs, 0, &err);
+    SCIRemoveSegment(seg, 0, &err);
+    CHECK(err == SCI_ERR_OK);
+}

@@ -7,20 +7,16 @@
 
 #include "sisci_error.h"
 
+#include <sched.h>
+
 #include <cstring>
 
 namespace dis::disd {
 
 namespace {
 
-constexpr auto k_spin_window = std::chrono::microseconds(300);
+constexpr auto k_spin_window = std::chrono::microseconds(100);
 constexpr std::int64_t k_sleep_us = 200000; // re-check periodically (stop flag, lost wake-ups)
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 } // namespace
 
@@ -45,10 +41,12 @@ std::uint32_t Daemon::engine_execute(const DmaQueue& q, const wire::DmaDesc& d) 
     }
     auto* lp = static_cast<unsigned char*>(local->get()) + d.local_offset;
     auto* rp = static_cast<unsigned char*>(remote->get()) + d.remote_offset;
+    // Like a hardware engine, a copy between overlapping memory is undefined; the mappings are
+    // distinct address ranges, so memcpy never sees overlapping pointers.
     if ((d.flags & wire::k_dma_read) != 0) {
-        std::memmove(lp, rp, d.size);
+        std::memcpy(lp, rp, d.size);
     } else {
-        std::memmove(rp, lp, d.size);
+        std::memcpy(rp, lp, d.size);
     }
     m_dma_bytes.fetch_add(d.size, std::memory_order_relaxed);
     m_dma_transfers.fetch_add(1, std::memory_order_relaxed);
@@ -123,7 +121,9 @@ void Daemon::engine_main() {
             continue;
         }
         if (std::chrono::steady_clock::now() - last_work < k_spin_window) {
-            cpu_relax();
+            // Yield rather than pause: when a client polling for completion shares our CPU,
+            // it must get to run (on an idle CPU the yield returns at once).
+            sched_yield();
             continue;
         }
         // Going to sleep: announce it, then look once more so no post is missed.
