@@ -112,32 +112,44 @@ LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iteration
     return compute_latency_stats(std::move(r.samples_us));
 }
 
-Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uint64_t warmup) {
-    if (iterations == 0)
-        throw Error(ErrorKind::invalid_input, "memcpy baseline needs at least one iteration");
+MemcpyBaseline::MemcpyBaseline(std::uint64_t size)
+    : m_size(size), m_src{std::vector<unsigned char>(size), std::vector<unsigned char>(size)},
+      m_dst_bytes((size + 4095) / 4096 * 4096) {
     // Like the fabric tests: two private source buffers used alternately (so a stale copy is
     // detectable there, and the cache footprint is the same here), a page-aligned shared
     // destination.
-    std::vector<unsigned char> src[2] = {std::vector<unsigned char>(size),
-                                         std::vector<unsigned char>(size)};
-    fill_pattern(src[0].data(), size, 7);
-    fill_pattern(src[1].data(), size, 8);
-    SharedMemory dst_mem((size + 4095) / 4096 * 4096);
-    unsigned char* dst = dst_mem.bytes();
-    std::memset(dst, 0, size); // fault the pages in now, not on the clock
-    std::uint64_t i = 0;
-    for (; i < warmup; ++i)
-        std::memcpy(dst, src[i & 1].data(), size);
+    fill_pattern(m_src[0].data(), size, 7);
+    fill_pattern(m_src[1].data(), size, 8);
+    m_dst = mmap(nullptr, m_dst_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m_dst == MAP_FAILED)
+        throw os_error("mmap shared memory", errno);
+    std::memset(m_dst, 0, size); // fault the pages in now, not on the clock
+}
+
+MemcpyBaseline::~MemcpyBaseline() {
+    munmap(m_dst, m_dst_bytes);
+}
+
+Bandwidth MemcpyBaseline::run(std::uint64_t iterations, std::uint64_t warmup) {
+    if (iterations == 0)
+        throw Error(ErrorKind::invalid_input, "memcpy baseline needs at least one iteration");
+    auto* dst = static_cast<unsigned char*>(m_dst);
+    for (std::uint64_t n = 0; n < warmup; ++n, ++m_next)
+        std::memcpy(dst, m_src[m_next & 1].data(), m_size);
     auto t0 = Clock::now();
-    for (std::uint64_t n = 0; n < iterations; ++n, ++i) {
-        std::memcpy(dst, src[i & 1].data(), size);
+    for (std::uint64_t n = 0; n < iterations; ++n, ++m_next) {
+        std::memcpy(dst, m_src[m_next & 1].data(), m_size);
         // Keep the compiler from merging or dropping the copies.
         asm volatile("" : : "r"(dst) : "memory");
     }
     auto t1 = Clock::now();
-    if (checksum(dst, size) != checksum(src[(i - 1) & 1].data(), size))
+    if (checksum(dst, m_size) != checksum(m_src[(m_next - 1) & 1].data(), m_size))
         throw Error(ErrorKind::check_failed, "memcpy baseline copied wrong data");
-    return compute_bandwidth(size, iterations, std::chrono::duration<double>(t1 - t0).count());
+    return compute_bandwidth(m_size, iterations, std::chrono::duration<double>(t1 - t0).count());
+}
+
+Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uint64_t warmup) {
+    return MemcpyBaseline(size).run(iterations, warmup);
 }
 
 LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup, int cpu) {

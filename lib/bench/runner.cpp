@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace dis::bench {
@@ -311,10 +312,12 @@ std::uint64_t rounds_for(const BenchOptions& o) {
                             : std::max<std::uint64_t>(std::min(k_rounds, o.iterations), 1);
 }
 
-// Round `r`'s share of the iterations (or duration); warm-up before the first round only.
+// Round `r`'s share of the iterations (or duration). The warm-up runs before the first round;
+// every later chunk (fabric and baseline alike) gets one untimed copy to bring its buffers back
+// into the caches the previous chunk used.
 BenchOptions round_options(const BenchOptions& o, std::uint64_t r, std::uint64_t rounds) {
     BenchOptions ro = o;
-    ro.warmup = r == 0 ? o.warmup : 0;
+    ro.warmup = r == 0 ? o.warmup : 1;
     ro.iterations = o.iterations / rounds + (r < o.iterations % rounds ? 1 : 0);
     ro.duration_s = o.duration_s / static_cast<double>(rounds);
     return ro;
@@ -338,10 +341,10 @@ struct Totals {
 };
 
 // One memcpy baseline round of `iterations` copies (at least one).
-void memcpy_round(Totals& base, const BenchOptions& o, const BenchOptions& ro, std::uint64_t size,
+void memcpy_round(Totals& base, std::optional<MemcpyBaseline>& yardstick, const BenchOptions& ro,
                   std::uint64_t iterations) {
-    if (o.baseline)
-        base.add(baseline_memcpy(size, std::max<std::uint64_t>(iterations, 1), ro.warmup));
+    if (yardstick)
+        base.add(yardstick->run(std::max<std::uint64_t>(iterations, 1), ro.warmup));
 }
 
 void add_memcpy_baseline(Report& rep, const BenchOptions& o, std::uint64_t size,
@@ -379,6 +382,9 @@ void pio_bw(Session& s, const BenchOptions& o, Report& rep) {
                 s.request(Op::fill, size, m * size, size * 4 + 3 + m);
         }
         Totals totals[2], base;
+        std::optional<MemcpyBaseline> yardstick;
+        if (o.baseline)
+            yardstick.emplace(size);
         const auto rounds = rounds_for(o);
         for (std::uint64_t r = 0; r < rounds; ++r) {
             const auto ro = round_options(o, r, rounds);
@@ -417,7 +423,7 @@ void pio_bw(Session& s, const BenchOptions& o, Report& rep) {
                 totals[m].add(loop);
                 measured = std::max(measured, loop.iterations);
             }
-            memcpy_round(base, o, ro, size, measured);
+            memcpy_round(base, yardstick, ro, measured);
         }
         flush();
         for (std::size_t m = 0; m < 2; ++m) {
@@ -562,6 +568,9 @@ void dma_bw(Session& s, const BenchOptions& o, Report& rep) {
     for (auto size : o.sizes) {
         auto payload = prepare_dma(s, o, size);
         Totals totals, base;
+        std::optional<MemcpyBaseline> yardstick;
+        if (o.baseline)
+            yardstick.emplace(size);
         const auto rounds = rounds_for(o);
         for (std::uint64_t r = 0; r < rounds; ++r) {
             const auto ro = round_options(o, r, rounds);
@@ -573,7 +582,7 @@ void dma_bw(Session& s, const BenchOptions& o, Report& rep) {
                 wait_dma(queue, o);
             });
             totals.add(loop);
-            memcpy_round(base, o, ro, size, loop.iterations);
+            memcpy_round(base, yardstick, ro, loop.iterations);
         }
         verify_dma(s, o, size, payload, totals.last);
         rep.results.push_back(bandwidth_result(size, method, totals.loop()));

@@ -111,6 +111,25 @@ LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iteration
 // memcpy bandwidth from two alternating private buffers (as pio-bw and dma-bw use them) into
 // page-aligned shared memory.
 Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uint64_t warmup);
+
+// The same yardstick kept across rounds: its buffers are allocated and filled once, so that a
+// round interleaved with fabric rounds finds the caches as the fabric rounds do.
+class MemcpyBaseline {
+public:
+    explicit MemcpyBaseline(std::uint64_t size);
+    ~MemcpyBaseline();
+    MemcpyBaseline(const MemcpyBaseline&) = delete;
+    MemcpyBaseline& operator=(const MemcpyBaseline&) = delete;
+    // `warmup` untimed copies, then `iterations` timed ones (at least one); checks the result.
+    Bandwidth run(std::uint64_t iterations, std::uint64_t warmup);
+
+private:
+    std::uint64_t m_size;
+    std::vector<unsigned char> m_src[2];
+    void* m_dst = nullptr; // page-aligned shared mapping
+    std::size_t m_dst_bytes = 0;
+    std::uint64_t m_next = 0; // alternation index, continued across runs
+};
 // One-way wake-up latency between this process and a forked child through two eventfds.
 LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup,
                                        int cpu = -1);
