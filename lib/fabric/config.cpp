@@ -1,0 +1,237 @@
+// Parser of the fabric config file. Line based, so that it needs no extra dependency and
+// errors can name the line: "keyword positional... key=value...", '#' starts a comment.
+#include "dis/fabric_config.hpp"
+
+#include "dis/error.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace dis::fabric {
+
+namespace {
+
+struct Line {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> options;
+};
+
+Line split_line(const std::string& raw) {
+    std::string text = raw.substr(0, raw.find('#'));
+    std::istringstream in(text);
+    Line line;
+    std::string word;
+    while (in >> word) {
+        auto eq = word.find('=');
+        if (eq == std::string::npos) {
+            line.positional.push_back(word);
+        } else {
+            line.options[word.substr(0, eq)] = word.substr(eq + 1);
+        }
+    }
+    return line;
+}
+
+std::uint64_t parse_number(const std::string& s, const std::string& where) {
+    try {
+        std::size_t used = 0;
+        unsigned long long v = std::stoull(s, &used, 0);
+        if (used == s.size() && !s.empty() && s[0] != '-') {
+            return v;
+        }
+    } catch (const std::exception&) {
+    }
+    throw Error(ErrorKind::invalid_input, where + ": '" + s + "' is not a number");
+}
+
+bool valid_speed(const std::string& s) {
+    // lspci spelling: "2.5GT/s", "8GT/s", "16GT/s" ...
+    if (s.size() < 5 || s.substr(s.size() - 4) != "GT/s") {
+        return false;
+    }
+    std::string num = s.substr(0, s.size() - 4);
+    return std::all_of(num.begin(), num.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+std::uint32_t parse_width(const std::string& s, const std::string& where) {
+    auto w = parse_number(s, where);
+    if (w != 1 && w != 2 && w != 4 && w != 8 && w != 16 && w != 32) {
+        throw Error(ErrorKind::invalid_input, where + ": link width must be 1, 2, 4, 8, 16 or 32");
+    }
+    return static_cast<std::uint32_t>(w);
+}
+
+std::string parse_speed(const std::string& s, const std::string& where) {
+    if (!valid_speed(s)) {
+        throw Error(ErrorKind::invalid_input,
+                    where + ": link speed '" + s + "' is not like \"8GT/s\"");
+    }
+    return s;
+}
+
+std::uint32_t parse_node_id(const std::string& s, const std::string& where) {
+    auto id = parse_number(s, where);
+    if (!valid_node_id(id)) {
+        throw Error(ErrorKind::invalid_input,
+                    where + ": node id " + s + " is not a positive multiple of 4");
+    }
+    return static_cast<std::uint32_t>(id);
+}
+
+void reject_unknown(const Line& line, std::initializer_list<const char*> known,
+                    const std::string& where) {
+    for (const auto& [key, value] : line.options) {
+        if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+            throw Error(ErrorKind::invalid_input, where + ": unknown option '" + key + "'");
+        }
+    }
+}
+
+} // namespace
+
+bool valid_node_id(std::uint64_t id) {
+    return id > 0 && id % 4 == 0 && id <= 0xFFFFFFF0ULL;
+}
+
+const ConfigNode* FabricConfig::node(std::uint32_t id) const {
+    auto it = nodes.find(id);
+    return it == nodes.end() ? nullptr : &it->second;
+}
+
+std::vector<ConfigLink> FabricConfig::links_of(std::uint32_t node_id,
+                                               const std::vector<std::uint32_t>& peers) const {
+    std::vector<ConfigLink> out;
+    if (!links.empty()) {
+        for (const auto& l : links) {
+            if (l.a == node_id || l.b == node_id) {
+                ConfigLink mine = l;
+                if (mine.b == node_id) {
+                    std::swap(mine.a, mine.b);
+                }
+                out.push_back(mine);
+            }
+        }
+        return out;
+    }
+    for (auto peer : peers) {
+        if (peer != node_id) {
+            out.push_back(ConfigLink{node_id, peer, default_width, default_speed, true});
+        }
+    }
+    return out;
+}
+
+FabricConfig parse_fabric_config(const std::string& text, const std::string& origin) {
+    FabricConfig cfg;
+    std::istringstream in(text);
+    std::string raw;
+    int number = 0;
+    while (std::getline(in, raw)) {
+        ++number;
+        std::string where = origin + ":" + std::to_string(number);
+        Line line = split_line(raw);
+        if (line.positional.empty()) {
+            if (!line.options.empty()) {
+                throw Error(ErrorKind::invalid_input, where + ": option without a keyword");
+            }
+            continue;
+        }
+        const std::string& kw = line.positional[0];
+        if (kw == "topology") {
+            if (line.positional.size() != 2 || !line.options.empty()) {
+                throw Error(ErrorKind::invalid_input, where + ": expected 'topology NAME'");
+            }
+            cfg.topology = line.positional[1];
+        } else if (kw == "default") {
+            reject_unknown(line, {"width", "speed"}, where);
+            if (line.positional.size() != 1) {
+                throw Error(ErrorKind::invalid_input, where + ": expected 'default key=value...'");
+            }
+            if (line.options.count("width")) {
+                cfg.default_width = parse_width(line.options["width"], where);
+            }
+            if (line.options.count("speed")) {
+                cfg.default_speed = parse_speed(line.options["speed"], where);
+            }
+        } else if (kw == "node") {
+            reject_unknown(line, {"name", "adapters", "card", "serial"}, where);
+            if (line.positional.size() != 2) {
+                throw Error(ErrorKind::invalid_input, where + ": expected 'node ID key=value...'");
+            }
+            ConfigNode n;
+            n.node_id = parse_node_id(line.positional[1], where);
+            if (cfg.nodes.count(n.node_id)) {
+                throw Error(ErrorKind::invalid_input,
+                            where + ": node " + line.positional[1] + " defined twice");
+            }
+            if (line.options.count("name")) {
+                n.name = line.options["name"];
+            }
+            if (line.options.count("card")) {
+                n.card_type = line.options["card"];
+            }
+            if (line.options.count("serial")) {
+                n.serial = parse_number(line.options["serial"], where);
+            }
+            if (line.options.count("adapters")) {
+                auto a = parse_number(line.options["adapters"], where);
+                if (a < 1 || a > 4) {
+                    throw Error(ErrorKind::invalid_input, where + ": adapters must be 1 to 4");
+                }
+                n.adapters = static_cast<std::uint32_t>(a);
+            }
+            cfg.nodes[n.node_id] = n;
+        } else if (kw == "link") {
+            reject_unknown(line, {"width", "speed", "state"}, where);
+            if (line.positional.size() != 3) {
+                throw Error(ErrorKind::invalid_input, where + ": expected 'link A B key=value...'");
+            }
+            ConfigLink l;
+            l.a = parse_node_id(line.positional[1], where);
+            l.b = parse_node_id(line.positional[2], where);
+            if (l.a == l.b) {
+                throw Error(ErrorKind::invalid_input, where + ": a link needs two different nodes");
+            }
+            l.width = cfg.default_width;
+            l.speed = cfg.default_speed;
+            if (line.options.count("width")) {
+                l.width = parse_width(line.options["width"], where);
+            }
+            if (line.options.count("speed")) {
+                l.speed = parse_speed(line.options["speed"], where);
+            }
+            if (line.options.count("state")) {
+                const auto& s = line.options["state"];
+                if (s != "up" && s != "down") {
+                    throw Error(ErrorKind::invalid_input, where + ": state must be up or down");
+                }
+                l.up = s == "up";
+            }
+            cfg.links.push_back(l);
+        } else {
+            throw Error(ErrorKind::invalid_input, where + ": unknown keyword '" + kw + "'");
+        }
+    }
+    for (const auto& l : cfg.links) {
+        if (!cfg.nodes.empty() && (!cfg.nodes.count(l.a) || !cfg.nodes.count(l.b))) {
+            throw Error(ErrorKind::invalid_input, origin + ": link " + std::to_string(l.a) + "-" +
+                                                      std::to_string(l.b) +
+                                                      " names a node that is not declared");
+        }
+    }
+    return cfg;
+}
+
+FabricConfig load_fabric_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        throw Error(ErrorKind::not_found, "cannot read fabric config " + path);
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_fabric_config(ss.str(), path);
+}
+
+} // namespace dis::fabric

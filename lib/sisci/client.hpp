@@ -1,0 +1,291 @@
+// libsisci internals: the connections of one process to node daemons, event routing and the
+// handle objects behind the opaque SISCI types.
+#pragma once
+
+#include "sisci_api.h"
+#include "wire.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dis::sisci {
+
+using json = nlohmann::json;
+
+// Distinguishes live handles from stale or foreign pointers.
+enum class Magic : std::uint32_t {
+    desc = 0xD15C0001,
+    local_segment,
+    remote_segment,
+    map,
+    sequence,
+    dma_queue,
+    local_interrupt,
+    remote_interrupt,
+    local_data_interrupt,
+    remote_data_interrupt,
+    dead = 0xDEADDEAD,
+};
+
+struct Reply {
+    sci_error_t err = SCI_ERR_OK;
+    json body;
+    std::vector<wire::Fd> fds;
+};
+
+// One process's connection to one node daemon. A reader thread matches replies to calls,
+// forwards events, and on EOF marks the node lost and wakes everything waiting on it.
+class Conn : public std::enable_shared_from_this<Conn> {
+public:
+    ~Conn();
+    // Connects and says hello; err is NO_SUCH_NODEID (no socket) or NODE_NOT_RESPONDING.
+    static std::shared_ptr<Conn> open(const std::string& fabric_dir, std::uint32_t node,
+                                      std::uint32_t my_node, sci_error_t& err);
+    Reply call(json req, const std::vector<int>& fds = {});
+    bool lost() const { return m_lost.load(std::memory_order_acquire); }
+    int lost_fd() const { return m_lost_efd.get(); } // readable once the node is lost
+    std::uint32_t node() const { return m_node; }
+    int doorbell_fd() const { return m_doorbell.get(); }
+
+private:
+    Conn() = default;
+    void reader();
+    void mark_lost();
+
+    std::uint32_t m_node = 0;
+    wire::Fd m_sock;
+    wire::Fd m_lost_efd;
+    wire::Fd m_stop_efd;
+    wire::Fd m_doorbell;
+    std::atomic<bool> m_lost{false};
+    std::mutex m_send_mutex;
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::uint64_t m_seq = 0;
+    std::map<std::uint64_t, std::optional<wire::Message>> m_pending;
+    std::thread m_reader;
+};
+
+struct SegmentEvent {
+    sci_segment_cb_reason_t reason;
+    std::uint32_t node;
+    sci_error_t status;
+};
+
+// A queue of segment events with a blocking wait.
+class EventQueue {
+public:
+    void push(SegmentEvent ev);
+    // Waits up to timeout_ms (SCI_INFINITE_TIMEOUT: forever); false on timeout.
+    bool pop(SegmentEvent& out, unsigned int timeout_ms);
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::deque<SegmentEvent> m_events;
+};
+
+} // namespace dis::sisci
+
+// The opaque handle types of sisci_types.h.
+struct sci_desc {
+    dis::sisci::Magic magic = dis::sisci::Magic::desc;
+    std::atomic<int> objects{0};
+};
+
+struct sci_local_segment {
+    dis::sisci::Magic magic = dis::sisci::Magic::local_segment;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int id = 0;
+    size_t size = 0;
+    dis::wire::Fd memfd;
+    bool attached = false; // SCIAttachLocalSegment: not the creator
+    bool empty = false;    // SCI_FLAG_EMPTY, no memory registered yet
+    std::atomic<int> maps{0};
+    std::uint32_t dma_region = 0;
+    std::mutex cb_mutex;
+    sci_cb_local_segment_t callback = nullptr;
+    void* callback_arg = nullptr;
+    dis::sisci::EventQueue events;
+};
+
+struct sci_remote_segment {
+    dis::sisci::Magic magic = dis::sisci::Magic::remote_segment;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int node = 0; // the owner node (for broadcast: the node that holds it)
+    unsigned int id = 0;
+    size_t size = 0;
+    bool broadcast = false;
+    dis::wire::Fd memfd;
+    std::atomic<bool> lost{false};
+    std::atomic<bool> disconnected{false};
+    std::atomic<int> maps{0};
+    std::uint32_t dma_region = 0;
+    std::mutex cb_mutex;
+    sci_cb_remote_segment_t callback = nullptr;
+    void* callback_arg = nullptr;
+    dis::sisci::EventQueue events;
+};
+
+struct sci_map {
+    dis::sisci::Magic magic = dis::sisci::Magic::map;
+    void* base = nullptr; // page-aligned start of the mmap
+    size_t base_len = 0;
+    volatile void* addr = nullptr; // what the caller got
+    size_t size = 0;
+    sci_local_segment_t local = nullptr;
+    sci_remote_segment_t remote = nullptr;
+};
+
+struct sci_sequence {
+    dis::sisci::Magic magic = dis::sisci::Magic::sequence;
+    sci_map_t map = nullptr;
+};
+
+struct sci_dma_queue {
+    dis::sisci::Magic magic = dis::sisci::Magic::dma_queue;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    std::uint32_t id = 0;
+    dis::wire::Fd fd;
+    dis::wire::Mapping shm;
+    dis::wire::DmaQueueShared* q = nullptr;
+    dis::wire::Mapping doorbell_map;
+    dis::wire::DmaDoorbell* doorbell = nullptr;
+    std::uint32_t capacity = 0;
+    std::uint32_t posted = 0; // descriptors posted (wraps like the shared counters)
+    std::int64_t spin_us = 30; // how long a waiter spins before sleeping (grows with size)
+    bool aborted = false;
+    // Callback delivery.
+    std::mutex cb_mutex;
+    std::condition_variable cb_cv;
+    std::deque<std::tuple<std::uint32_t, sci_cb_dma_t, void*>> cb_pending; // target, cb, arg
+    bool cb_stop = false;
+    std::thread cb_thread;
+};
+
+struct sci_local_interrupt {
+    dis::sisci::Magic magic = dis::sisci::Magic::local_interrupt;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int no = 0;
+    dis::wire::Fd efd;
+    std::atomic<bool> stopping{false}; // set before the wake-up that ends waits on removal
+    sci_cb_interrupt_t callback = nullptr;
+    void* callback_arg = nullptr;
+    std::thread cb_thread;
+};
+
+struct sci_remote_interrupt {
+    dis::sisci::Magic magic = dis::sisci::Magic::remote_interrupt;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int node = 0;
+    unsigned int no = 0;
+    dis::wire::Fd efd;
+    std::atomic<bool> gone{false};
+};
+
+struct sci_local_data_interrupt {
+    dis::sisci::Magic magic = dis::sisci::Magic::local_data_interrupt;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int no = 0;
+    dis::wire::Fd efd;
+    dis::wire::Fd ring_fd;
+    dis::wire::Mapping ring_map;
+    dis::wire::DataRing* ring = nullptr;
+    dis::wire::Fd stop_efd;
+    sci_cb_data_interrupt_t callback = nullptr;
+    void* callback_arg = nullptr;
+    std::thread cb_thread;
+};
+
+struct sci_remote_data_interrupt {
+    dis::sisci::Magic magic = dis::sisci::Magic::remote_data_interrupt;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::Conn> conn;
+    unsigned int node = 0;
+    unsigned int no = 0;
+    dis::wire::Fd efd;
+    dis::wire::Fd ring_fd;
+    dis::wire::Mapping ring_map;
+    dis::wire::DataRing* ring = nullptr;
+    std::atomic<bool> gone{false};
+};
+
+namespace dis::sisci {
+
+// Process-wide state between SCIInitialize and SCITerminate.
+class Runtime {
+public:
+    static Runtime* get();           // nullptr when not initialized
+    static sci_error_t initialize(); // counts nested calls
+    static void terminate();
+
+    std::uint32_t node_id() const { return m_node; }
+    const std::string& fabric_dir() const { return m_dir; }
+    // The connection to `node` (reconnecting when it was lost).
+    std::shared_ptr<Conn> conn(std::uint32_t node, sci_error_t& err);
+    std::shared_ptr<Conn> home(sci_error_t& err) { return conn(m_node, err); }
+
+    // Event routing.
+    void on_event(std::uint32_t node, const json& ev);
+    void on_node_lost(std::uint32_t node);
+    void post_callback(std::function<void()> fn);
+
+    // Registries for routing (pointers stay valid until unregistered).
+    void add(sci_local_segment_t s);
+    void remove(sci_local_segment_t s);
+    void add(sci_remote_segment_t s);
+    void remove(sci_remote_segment_t s);
+    void add(sci_local_interrupt_t i);
+    void remove(sci_local_interrupt_t i);
+    void add(sci_remote_interrupt_t i);
+    void remove(sci_remote_interrupt_t i);
+    void add(sci_remote_data_interrupt_t i);
+    void remove(sci_remote_data_interrupt_t i);
+
+    ~Runtime();
+
+private:
+    Runtime() = default;
+    void dispatcher();
+    void deliver_remote(sci_remote_segment_t s, SegmentEvent ev);
+
+    pid_t m_pid = 0;
+    int m_refs = 0;
+    std::string m_dir;
+    std::uint32_t m_node = 0;
+    std::mutex m_conn_mutex;
+    std::map<std::uint32_t, std::shared_ptr<Conn>> m_conns;
+
+    std::mutex m_reg_mutex;
+    std::set<sci_local_segment_t> m_local;
+    std::set<sci_remote_segment_t> m_remote;
+    std::set<sci_local_interrupt_t> m_lints;
+    std::set<sci_remote_interrupt_t> m_rints;
+    std::set<sci_remote_data_interrupt_t> m_rdints;
+
+    std::mutex m_cb_mutex;
+    std::condition_variable m_cb_cv;
+    std::deque<std::function<void()>> m_callbacks;
+    bool m_cb_stop = false;
+    std::thread m_cb_thread;
+};
+
+} // namespace dis::sisci

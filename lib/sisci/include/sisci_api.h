@@ -1,0 +1,232 @@
+/*
+ * sisci_api.h: the SISCI API as implemented by the dis-tool software fabric (libsisci).
+ *
+ * Function names, argument lists and constant names follow the vendor SISCI API, so SISCI
+ * programs compile unchanged and link with -lsisci. A process belongs to one logical node:
+ * $DIS_NODE_ID (default: the lowest node in the fabric directory $DIS_FABRIC). Every call
+ * reports its result in *error (SCI_ERR_OK on success); see sisci_error.h.
+ *
+ * Implementation notes (see tools/disd/README.md for the full design):
+ *  - Segments are shared memory owned by the node daemon (disd); PIO is plain loads and
+ *    stores on the mapping.
+ *  - DMA runs on the node daemon's DMA engine, shared by all processes of the node.
+ *  - SCI_FLAG_DIS_SHARED_ACCESS (dis-specific) lets processes of other uids connect to and
+ *    map a segment; without it only the creator's uid and root may.
+ */
+#ifndef DIS_SISCI_API_H
+#define DIS_SISCI_API_H
+
+#include <stddef.h>
+
+#include "sisci_error.h"
+#include "sisci_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- General constants ------------------------------------------------------------------ */
+#define SCI_NO_FLAGS 0x0u
+#define SCI_INFINITE_TIMEOUT 0xffffffffu
+/* Node id that addresses every node of the fabric (reflective memory). */
+#define DIS_BROADCAST_NODEID_GROUP_ALL 0x80000000u
+/* Largest payload of one data interrupt, in bytes. */
+#define SCI_MAX_DATA_INTERRUPT_SIZE 2048u
+
+/* ---- Flags (each a distinct bit; a function rejects flags it does not take with
+ *      SCI_ERR_ILLEGAL_FLAG) ----------------------------------------------------------- */
+#define SCI_FLAG_AUTO_ID 0x00000001u          /* SCICreateSegment: choose a free id */
+#define SCI_FLAG_EMPTY 0x00000002u            /* SCICreateSegment: memory comes later */
+#define SCI_FLAG_BROADCAST 0x00000004u        /* reflective-memory segment */
+#define SCI_FLAG_PRIVATE 0x00000008u          /* segment not visible to other nodes */
+#define SCI_FLAG_USE_CALLBACK 0x00000010u     /* deliver events through the callback */
+#define SCI_FLAG_FIXED_INTNO 0x00000020u      /* SCICreate*Interrupt: use *interruptNo */
+#define SCI_FLAG_SHARED_INT 0x00000040u       /* accepted for compatibility */
+#define SCI_FLAG_DMA_READ 0x00000080u         /* DMA pulls remote -> local */
+#define SCI_FLAG_DMA_WAIT 0x00000100u         /* DMA call returns after completion */
+#define SCI_FLAG_DMA_GLOBAL 0x00000200u       /* accepted for compatibility */
+#define SCI_FLAG_DMA_SYSDMA 0x00000400u       /* accepted; the engine is the same */
+#define SCI_FLAG_DMA_ADAPTER 0x00000800u      /* SCIQuery(SCI_Q_DMA): adapter engine */
+#define SCI_FLAG_READONLY_MAP 0x00001000u     /* map without write access */
+#define SCI_FLAG_FIXED_MAP_ADDR 0x00002000u   /* map at the given address */
+#define SCI_FLAG_NOTIFY 0x00004000u           /* SCISetSegmentUnavailable: notify peers */
+#define SCI_FLAG_FORCE_DISCONNECT 0x00008000u /* SCISetSegmentUnavailable: drop peers */
+#define SCI_FLAG_FORCE_REMOVE 0x00010000u     /* accepted for compatibility */
+#define SCI_FLAG_BLOCK_READ 0x00020000u       /* SCIMemCpy: copy remote -> local */
+#define SCI_FLAG_ERROR_CHECK 0x00040000u      /* SCIMemCpy: check the sequence after */
+#define SCI_FLAG_NO_FLUSH 0x00080000u         /* accepted for compatibility */
+#define SCI_FLAG_NO_STORE_BARRIER 0x00100000u /* SCIMemCpy: skip the final barrier */
+#define SCI_FLAG_FLUSH_CPU_BUFFERS_ONLY 0x00200000u
+#define SCI_FLAG_DMA_SOURCE_ONLY 0x00400000u /* accepted for compatibility */
+#define SCI_FLAG_SHARED 0x00800000u          /* accepted for compatibility */
+/* dis-specific: other (non-root) uids may connect to and map the segment or interrupt. */
+#define SCI_FLAG_DIS_SHARED_ACCESS 0x40000000u
+
+/* ---- SCIQuery commands ------------------------------------------------------------------ */
+#define SCI_Q_VENDORID 1u /* sci_query_string_t */
+#define SCI_Q_API 2u      /* sci_query_string_t */
+#define SCI_Q_ADAPTER 3u  /* sci_query_adapter_t */
+#define SCI_Q_SYSTEM 4u   /* sci_query_system_t */
+#define SCI_Q_DMA 5u      /* sci_query_dma_t */
+
+/* SCI_Q_ADAPTER subcommands; data points to an unsigned int unless noted. */
+#define SCI_Q_ADAPTER_NODEID 0x100u
+#define SCI_Q_ADAPTER_SERIAL_NUMBER 0x101u
+#define SCI_Q_ADAPTER_CARD_TYPE 0x102u
+#define SCI_Q_ADAPTER_CONFIGURED 0x103u
+#define SCI_Q_ADAPTER_NUMBER_OF_LINKS 0x104u
+#define SCI_Q_ADAPTER_LINK_OPERATIONAL 0x105u /* portNo selects the link */
+#define SCI_Q_ADAPTER_LINK_WIDTH 0x106u       /* lanes; portNo selects the link */
+#define SCI_Q_ADAPTER_LINK_SPEED 0x107u       /* MT/s (8000 = 8GT/s); portNo: link */
+#define SCI_Q_ADAPTER_DMA_SIZE_ALIGNMENT 0x108u
+#define SCI_Q_ADAPTER_DMA_OFFSET_ALIGNMENT 0x109u
+#define SCI_Q_ADAPTER_SUGGESTED_MIN_DMA_SIZE 0x10Au
+#define SCI_Q_ADAPTER_DMA_MTU 0x10Bu
+#define SCI_Q_ADAPTER_BDF 0x10Cu
+#define SCI_Q_ADAPTER_MCAST_MAX_GROUPS 0x10Du
+
+/* SCI_Q_SYSTEM subcommands. */
+#define SCI_Q_SYSTEM_CPU_CACHE_LINE_SIZE 0x200u
+#define SCI_Q_SYSTEM_WRITE_POSTING_ENABLED 0x201u
+#define SCI_Q_SYSTEM_WRITE_COMBINING_ENABLED 0x202u
+
+/* SCI_Q_DMA subcommands (flags select SCI_FLAG_DMA_ADAPTER/SYSDMA/GLOBAL). */
+#define SCI_Q_DMA_AVAILABLE 0x300u    /* unsigned int: 1 available */
+#define SCI_Q_DMA_CAPABILITIES 0x301u /* sci_dma_capabilities_t */
+
+/* Card type reported by SCI_Q_ADAPTER_CARD_TYPE for a software-fabric adapter. */
+#define DIS_ADAPTER_SOFTWARE_FABRIC 0x5F0u
+
+/* ---- Library and descriptors ------------------------------------------------------------ */
+void SCIInitialize(unsigned int flags, sci_error_t* error);
+void SCITerminate(void);
+void SCIOpen(sci_desc_t* sd, unsigned int flags, sci_error_t* error);
+void SCIClose(sci_desc_t sd, unsigned int flags, sci_error_t* error);
+
+const char* SCIGetErrorString(sci_error_t error);
+const char* SCIGetAdapterTypeString(unsigned int adapterType);
+void SCIQuery(unsigned int command, void* data, unsigned int flags, sci_error_t* error);
+void SCIGetLocalNodeId(unsigned int adapterNo, unsigned int* nodeId, unsigned int flags,
+                       sci_error_t* error);
+/* Returns 1 when node nodeId answers, 0 otherwise (*error says why). */
+int SCIProbeNode(sci_desc_t sd, unsigned int localAdapterNo, unsigned int nodeId,
+                 unsigned int flags, sci_error_t* error);
+
+/* ---- Local segments --------------------------------------------------------------------- */
+void SCICreateSegment(sci_desc_t sd, sci_local_segment_t* segment, unsigned int segmentId,
+                      size_t size, sci_cb_local_segment_t callback, void* callbackArg,
+                      unsigned int flags, sci_error_t* error);
+/* SCI_FLAG_EMPTY segments: address and size must be page aligned. */
+void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segment_t segment,
+                              unsigned int flags, sci_error_t* error);
+void SCIPrepareSegment(sci_local_segment_t segment, unsigned int localAdapterNo,
+                       unsigned int flags, sci_error_t* error);
+void SCISetSegmentAvailable(sci_local_segment_t segment, unsigned int localAdapterNo,
+                            unsigned int flags, sci_error_t* error);
+void SCISetSegmentUnavailable(sci_local_segment_t segment, unsigned int localAdapterNo,
+                              unsigned int flags, sci_error_t* error);
+/* Refused with SCI_ERR_BUSY while the segment is mapped or connected. */
+void SCIRemoveSegment(sci_local_segment_t segment, unsigned int flags, sci_error_t* error);
+void SCIShareSegment(sci_local_segment_t segment, unsigned int flags, sci_error_t* error);
+void SCIAttachLocalSegment(sci_desc_t sd, sci_local_segment_t* segment, unsigned int segmentId,
+                           size_t* size, sci_cb_local_segment_t callback, void* callbackArg,
+                           unsigned int flags, sci_error_t* error);
+sci_segment_cb_reason_t SCIWaitForLocalSegmentEvent(sci_local_segment_t segment,
+                                                    unsigned int* sourcenodeId,
+                                                    unsigned int* localAdapterNo,
+                                                    unsigned int timeout, unsigned int flags,
+                                                    sci_error_t* error);
+unsigned int SCIGetLocalSegmentId(sci_local_segment_t segment);
+size_t SCIGetLocalSegmentSize(sci_local_segment_t segment);
+
+/* ---- Remote segments -------------------------------------------------------------------- */
+void SCIConnectSegment(sci_desc_t sd, sci_remote_segment_t* segment, unsigned int nodeId,
+                       unsigned int segmentId, unsigned int localAdapterNo,
+                       sci_cb_remote_segment_t callback, void* callbackArg,
+                       unsigned int timeout, unsigned int flags, sci_error_t* error);
+void SCIDisconnectSegment(sci_remote_segment_t segment, unsigned int flags, sci_error_t* error);
+size_t SCIGetRemoteSegmentSize(sci_remote_segment_t segment);
+unsigned int SCIGetRemoteSegmentId(sci_remote_segment_t segment);
+unsigned int SCIGetRemoteSegmentNodeId(sci_remote_segment_t segment);
+sci_segment_cb_reason_t SCIWaitForRemoteSegmentEvent(sci_remote_segment_t segment,
+                                                     sci_error_t* status, unsigned int timeout,
+                                                     unsigned int flags, sci_error_t* error);
+
+/* ---- Mapping and PIO -------------------------------------------------------------------- */
+volatile void* SCIMapLocalSegment(sci_local_segment_t segment, sci_map_t* map, size_t offset,
+                                  size_t size, void* addr, unsigned int flags,
+                                  sci_error_t* error);
+volatile void* SCIMapRemoteSegment(sci_remote_segment_t segment, sci_map_t* map,
+                                   size_t offset, size_t size, void* addr, unsigned int flags,
+                                   sci_error_t* error);
+void SCIUnmapSegment(sci_map_t map, unsigned int flags, sci_error_t* error);
+void SCICreateMapSequence(sci_map_t map, sci_sequence_t* sequence, unsigned int flags,
+                          sci_error_t* error);
+void SCIRemoveSequence(sci_sequence_t sequence, unsigned int flags, sci_error_t* error);
+sci_sequence_status_t SCIStartSequence(sci_sequence_t sequence, unsigned int flags,
+                                       sci_error_t* error);
+sci_sequence_status_t SCICheckSequence(sci_sequence_t sequence, unsigned int flags,
+                                       sci_error_t* error);
+void SCIMemCpy(sci_sequence_t sequence, void* memAddr, sci_map_t remoteMap, size_t remoteOffset,
+               size_t size, unsigned int flags, sci_error_t* error);
+void SCIFlush(sci_sequence_t sequence, unsigned int flags);
+void SCIStoreBarrier(sci_sequence_t sequence, unsigned int flags);
+
+/* ---- DMA -------------------------------------------------------------------------------- */
+void SCICreateDMAQueue(sci_desc_t sd, sci_dma_queue_t* dq, unsigned int localAdapterNo,
+                       unsigned int maxEntries, unsigned int flags, sci_error_t* error);
+void SCIRemoveDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error_t* error);
+void SCIStartDmaTransfer(sci_dma_queue_t dq, sci_local_segment_t localSegment,
+                         sci_remote_segment_t remoteSegment, size_t localOffset, size_t size,
+                         size_t remoteOffset, sci_cb_dma_t callback, void* callbackArg,
+                         unsigned int flags, sci_error_t* error);
+void SCIStartDmaTransferVec(sci_dma_queue_t dq, sci_local_segment_t localSegment,
+                            sci_remote_segment_t remoteSegment, size_t vecLength,
+                            dis_dma_vec_t* disDmaVec, sci_cb_dma_t callback, void* callbackArg,
+                            unsigned int flags, sci_error_t* error);
+sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq);
+sci_dma_queue_state_t SCIWaitForDMAQueue(sci_dma_queue_t dq, unsigned int timeout,
+                                         unsigned int flags, sci_error_t* error);
+void SCIAbortDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error_t* error);
+
+/* ---- Interrupts ------------------------------------------------------------------------- */
+void SCICreateInterrupt(sci_desc_t sd, sci_local_interrupt_t* interrupt,
+                        unsigned int localAdapterNo, unsigned int* interruptNo,
+                        sci_cb_interrupt_t callback, void* callbackArg, unsigned int flags,
+                        sci_error_t* error);
+void SCIRemoveInterrupt(sci_local_interrupt_t interrupt, unsigned int flags, sci_error_t* error);
+void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int timeout,
+                         unsigned int flags, sci_error_t* error);
+void SCIConnectInterrupt(sci_desc_t sd, sci_remote_interrupt_t* interrupt, unsigned int nodeId,
+                         unsigned int localAdapterNo, unsigned int interruptNo,
+                         unsigned int timeout, unsigned int flags, sci_error_t* error);
+void SCIDisconnectInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
+                            sci_error_t* error);
+void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
+                         sci_error_t* error);
+
+/* ---- Data interrupts -------------------------------------------------------------------- */
+void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* interrupt,
+                            unsigned int localAdapterNo, unsigned int* interruptNo,
+                            sci_cb_data_interrupt_t callback, void* callbackArg,
+                            unsigned int flags, sci_error_t* error);
+void SCIRemoveDataInterrupt(sci_local_data_interrupt_t interrupt, unsigned int flags,
+                            sci_error_t* error);
+/* *size: capacity of data on entry, length of the received payload on return. */
+void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void* data,
+                             unsigned int* size, unsigned int timeout, unsigned int flags,
+                             sci_error_t* error);
+void SCIConnectDataInterrupt(sci_desc_t sd, sci_remote_data_interrupt_t* interrupt,
+                             unsigned int nodeId, unsigned int localAdapterNo,
+                             unsigned int interruptNo, unsigned int timeout, unsigned int flags,
+                             sci_error_t* error);
+void SCIDisconnectDataInterrupt(sci_remote_data_interrupt_t interrupt, unsigned int flags,
+                                sci_error_t* error);
+void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data,
+                             unsigned int length, unsigned int flags, sci_error_t* error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIS_SISCI_API_H */

@@ -1,0 +1,603 @@
+// Interrupts: the owner daemon hands out one eventfd (semaphore mode) per interrupt; the
+// connector writes it directly, so triggering needs no daemon round trip. Data interrupts add
+// a shared multi-producer ring for the payload.
+#include "api_util.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+
+#include <cstring>
+#include <thread>
+
+namespace {
+
+constexpr unsigned k_create_flags =
+    SCI_FLAG_FIXED_INTNO | SCI_FLAG_USE_CALLBACK | SCI_FLAG_SHARED_INT | SCI_FLAG_DIS_SHARED_ACCESS;
+
+template <class Handle>
+bool create_common(sci_desc_t sd, unsigned int adapter, unsigned int* no, unsigned int flags,
+                   bool data, Runtime*& rt, Reply& r, sci_error_t* error) {
+    rt = runtime(error);
+    if (rt == nullptr) {
+        return false;
+    }
+    if (!valid(sd, Magic::desc) || no == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return false;
+    }
+    if (!flags_ok(flags, k_create_flags)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return false;
+    }
+    if (adapter != 0) {
+        set(error, SCI_ERR_NO_SUCH_ADAPTERNO);
+        return false;
+    }
+    sci_error_t err;
+    auto home = rt->home(err);
+    if (!home) {
+        set(error, err);
+        return false;
+    }
+    json req{{"op", "int_create"},
+             {"data", data},
+             {"fixed", (flags & SCI_FLAG_FIXED_INTNO) != 0},
+             {"shared_access", (flags & SCI_FLAG_DIS_SHARED_ACCESS) != 0}};
+    if ((flags & SCI_FLAG_FIXED_INTNO) != 0) {
+        req["interrupt_no"] = *no;
+    }
+    r = home->call(req);
+    if (r.err != SCI_ERR_OK) {
+        set(error, r.err);
+        return false;
+    }
+    return true;
+}
+
+// Takes the next payload from a data ring if one is complete. Returns false when empty.
+bool ring_take(wire::DataRing* ring, void* data, unsigned int* size, sci_error_t& err) {
+    std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
+    if (ring->head.load(std::memory_order_acquire) == tail) {
+        return false;
+    }
+    wire::DataSlot& slot = ring->slots[tail % wire::k_data_ring_slots];
+    // The producer reserved the ticket; wait (briefly) until it finished writing.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    while (slot.ready.load(std::memory_order_acquire) != tail + 1) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ring->tail.store(tail + 1, std::memory_order_release); // a dead producer's slot
+            err = SCI_ERR_TRANSFER_FAILED;
+            return true;
+        }
+        std::this_thread::yield();
+    }
+    std::uint32_t len = std::min<std::uint32_t>(slot.length, wire::k_data_slot_bytes);
+    if (size != nullptr && len > *size) {
+        *size = len; // caller's buffer too small: leave the payload queued
+        err = SCI_ERR_OUT_OF_RANGE;
+        return true;
+    }
+    if (len > 0 && data != nullptr) {
+        std::memcpy(data, slot.data, len);
+    }
+    if (size != nullptr) {
+        *size = len;
+    }
+    ring->tail.store(tail + 1, std::memory_order_release);
+    err = SCI_ERR_OK;
+    return true;
+}
+
+// Waits for one trigger. The eventfd is blocking in the owner, so an infinite wait is one
+// read() like a raw eventfd wake-up; removal and node loss write the same eventfd after
+// setting their flag, which the woken waiter checks.
+sci_error_t wait_interrupt(sci_local_interrupt_t irq, unsigned int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        if (irq->stopping.load()) {
+            return SCI_ERR_CANCELLED;
+        }
+        if (irq->conn->lost()) {
+            return SCI_ERR_NODE_NOT_RESPONDING;
+        }
+        if (timeout_ms != SCI_INFINITE_TIMEOUT) {
+            auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+            if (left <= 0) {
+                return SCI_ERR_TIMEOUT;
+            }
+            pollfd p{irq->efd.get(), POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>((left + 999) / 1000));
+            if (r <= 0) {
+                continue; // EINTR or timeout: re-evaluated above
+            }
+        }
+        std::uint64_t v;
+        ssize_t n = ::read(irq->efd.get(), &v, sizeof(v));
+        if (irq->stopping.load()) {
+            return SCI_ERR_CANCELLED;
+        }
+        if (irq->conn->lost()) {
+            return SCI_ERR_NODE_NOT_RESPONDING;
+        }
+        if (n == sizeof(v)) {
+            return SCI_ERR_OK;
+        }
+        if (n < 0 && errno != EINTR && errno != EAGAIN) {
+            return SCI_ERR_SYSTEM;
+        }
+    }
+}
+
+void interrupt_callback_loop(sci_local_interrupt_t irq) {
+    for (;;) {
+        sci_error_t err = wait_interrupt(irq, SCI_INFINITE_TIMEOUT);
+        if (err == SCI_ERR_CANCELLED) {
+            return;
+        }
+        if (irq->callback(irq->callback_arg, irq, err) == SCI_CALLBACK_CANCEL ||
+            err != SCI_ERR_OK) {
+            return;
+        }
+    }
+}
+
+void data_callback_loop(sci_local_data_interrupt_t irq) {
+    std::vector<unsigned char> buf(wire::k_data_slot_bytes);
+    for (;;) {
+        sci_error_t err = wait_efd(irq->efd.get(), irq->stop_efd.get(), irq->conn->lost_fd(),
+                                   SCI_INFINITE_TIMEOUT);
+        if (err == SCI_ERR_CANCELLED) {
+            return;
+        }
+        unsigned int len = static_cast<unsigned int>(buf.size());
+        if (err == SCI_ERR_OK && !ring_take(irq->ring, buf.data(), &len, err)) {
+            continue;
+        }
+        if (irq->callback(irq->callback_arg, irq, buf.data(), err == SCI_ERR_OK ? len : 0, err) ==
+                SCI_CALLBACK_CANCEL ||
+            err == SCI_ERR_NODE_NOT_RESPONDING) {
+            return;
+        }
+    }
+}
+
+void wake_for_stop(sci_local_interrupt_t irq) {
+    irq->stopping = true;
+    signal_efd(irq->efd.get());
+}
+
+void wake_for_stop(sci_local_data_interrupt_t irq) {
+    signal_efd(irq->stop_efd.get());
+}
+
+template <class Handle> void stop_callbacks(Handle* irq) {
+    wake_for_stop(irq);
+    if (irq->cb_thread.joinable()) {
+        if (irq->cb_thread.get_id() == std::this_thread::get_id()) {
+            irq->cb_thread.detach(); // removed from its own callback
+        } else {
+            irq->cb_thread.join();
+        }
+    }
+}
+
+template <class Remote>
+bool connect_common(sci_desc_t sd, unsigned int node, unsigned int adapter, unsigned int no,
+                    unsigned int timeout, unsigned int flags, bool data, Runtime*& rt,
+                    std::shared_ptr<Conn>& conn, Reply& r, sci_error_t* error) {
+    rt = runtime(error);
+    if (rt == nullptr) {
+        return false;
+    }
+    if (!valid(sd, Magic::desc)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return false;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return false;
+    }
+    if (adapter != 0) {
+        set(error, SCI_ERR_NO_SUCH_ADAPTERNO);
+        return false;
+    }
+    if (!valid_node_id(node)) {
+        set(error, SCI_ERR_ILLEGAL_NODEID);
+        return false;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    sci_error_t err;
+    for (;;) {
+        conn = rt->conn(node, err);
+        if (conn) {
+            r = conn->call({{"op", "int_connect"}, {"interrupt_no", no}, {"data", data}});
+            err = r.err;
+        }
+        if (err != SCI_ERR_NO_SUCH_INTNO || timeout == 0 ||
+            (timeout != SCI_INFINITE_TIMEOUT && std::chrono::steady_clock::now() >= deadline)) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    set(error, err);
+    return err == SCI_ERR_OK;
+}
+
+} // namespace
+
+// ===================================== interrupts =====================================
+
+SCI_API void SCICreateInterrupt(sci_desc_t sd, sci_local_interrupt_t* interrupt,
+                                unsigned int localAdapterNo, unsigned int* interruptNo,
+                                sci_cb_interrupt_t callback, void* callbackArg, unsigned int flags,
+                                sci_error_t* error) {
+    Runtime* rt = nullptr;
+    Reply r;
+    if (interrupt == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if ((flags & SCI_FLAG_USE_CALLBACK) != 0 && callback == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!create_common<sci_local_interrupt>(sd, localAdapterNo, interruptNo, flags, false, rt, r,
+                                            error)) {
+        return;
+    }
+    auto* irq = new sci_local_interrupt();
+    irq->sd = sd;
+    irq->conn = rt->home(*error);
+    irq->no = r.body.value("interrupt_no", 0u);
+    irq->efd = take_fd(r, 0);
+    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
+    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
+    *interruptNo = irq->no;
+    rt->add(irq);
+    if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
+        irq->callback = callback;
+        irq->callback_arg = callbackArg;
+        irq->cb_thread = std::thread(interrupt_callback_loop, irq);
+    }
+    ++sd->objects;
+    *interrupt = irq;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIRemoveInterrupt(sci_local_interrupt_t interrupt, unsigned int flags,
+                                sci_error_t* error) {
+    if (!valid(interrupt, Magic::local_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    stop_callbacks(interrupt);
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", false}});
+    }
+    --interrupt->sd->objects;
+    interrupt->magic = Magic::dead;
+    delete interrupt;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int timeout,
+                                 unsigned int flags, sci_error_t* error) {
+    if (!valid(interrupt, Magic::local_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (interrupt->callback != nullptr) {
+        set(error, SCI_ERR_ILLEGAL_OPERATION); // callbacks consume the interrupts
+        return;
+    }
+    set(error, wait_interrupt(interrupt, timeout));
+}
+
+SCI_API void SCIConnectInterrupt(sci_desc_t sd, sci_remote_interrupt_t* interrupt,
+                                 unsigned int nodeId, unsigned int localAdapterNo,
+                                 unsigned int interruptNo, unsigned int timeout, unsigned int flags,
+                                 sci_error_t* error) {
+    Runtime* rt = nullptr;
+    std::shared_ptr<Conn> conn;
+    Reply r;
+    if (interrupt == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!connect_common<sci_remote_interrupt>(sd, nodeId, localAdapterNo, interruptNo, timeout,
+                                              flags, false, rt, conn, r, error)) {
+        return;
+    }
+    auto* irq = new sci_remote_interrupt();
+    irq->sd = sd;
+    irq->conn = conn;
+    irq->node = nodeId;
+    irq->no = interruptNo;
+    irq->efd = take_fd(r, 0);
+    ++sd->objects;
+    rt->add(irq);
+    *interrupt = irq;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIDisconnectInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
+                                    sci_error_t* error) {
+    if (!valid(interrupt, Magic::remote_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_disconnect"}, {"interrupt_no", interrupt->no}, {"data", false}});
+    }
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
+    --interrupt->sd->objects;
+    interrupt->magic = Magic::dead;
+    delete interrupt;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
+                                 sci_error_t* error) {
+    if (!valid(interrupt, Magic::remote_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (interrupt->conn->lost()) {
+        set(error, SCI_ERR_NODE_NOT_RESPONDING);
+        return;
+    }
+    if (interrupt->gone.load()) {
+        set(error, SCI_ERR_NOT_CONNECTED);
+        return;
+    }
+    std::uint64_t one = 1;
+    set(error, ::write(interrupt->efd.get(), &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK
+                                                                               : SCI_ERR_SYSTEM);
+}
+
+// =================================== data interrupts ===================================
+
+SCI_API void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* interrupt,
+                                    unsigned int localAdapterNo, unsigned int* interruptNo,
+                                    sci_cb_data_interrupt_t callback, void* callbackArg,
+                                    unsigned int flags, sci_error_t* error) {
+    Runtime* rt = nullptr;
+    Reply r;
+    if (interrupt == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if ((flags & SCI_FLAG_USE_CALLBACK) != 0 && callback == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!create_common<sci_local_data_interrupt>(sd, localAdapterNo, interruptNo, flags, true, rt,
+                                                 r, error)) {
+        return;
+    }
+    auto irq = std::make_unique<sci_local_data_interrupt>();
+    irq->sd = sd;
+    irq->conn = rt->home(*error);
+    irq->no = r.body.value("interrupt_no", 0u);
+    irq->efd = take_fd(r, 0);
+    irq->ring_fd = take_fd(r, 1);
+    irq->ring_map = wire::map_shared(irq->ring_fd.get(), sizeof(wire::DataRing));
+    irq->stop_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (irq->ring_map.get() == nullptr) {
+        irq->conn->call({{"op", "int_remove"}, {"interrupt_no", irq->no}, {"data", true}});
+        set(error, SCI_ERR_NOSPC);
+        return;
+    }
+    irq->ring = static_cast<wire::DataRing*>(irq->ring_map.get());
+    *interruptNo = irq->no;
+    sci_local_data_interrupt_t raw = irq.release();
+    if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
+        raw->callback = callback;
+        raw->callback_arg = callbackArg;
+        raw->cb_thread = std::thread(data_callback_loop, raw);
+    }
+    ++sd->objects;
+    *interrupt = raw;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIRemoveDataInterrupt(sci_local_data_interrupt_t interrupt, unsigned int flags,
+                                    sci_error_t* error) {
+    if (!valid(interrupt, Magic::local_data_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    stop_callbacks(interrupt);
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", true}});
+    }
+    --interrupt->sd->objects;
+    interrupt->magic = Magic::dead;
+    delete interrupt;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void* data,
+                                     unsigned int* size, unsigned int timeout, unsigned int flags,
+                                     sci_error_t* error) {
+    if (!valid(interrupt, Magic::local_data_interrupt) || size == nullptr ||
+        (data == nullptr && *size > 0)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (interrupt->callback != nullptr) {
+        set(error, SCI_ERR_ILLEGAL_OPERATION);
+        return;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    for (;;) {
+        sci_error_t err = wait_efd(interrupt->efd.get(), interrupt->stop_efd.get(),
+                                   interrupt->conn->lost_fd(), timeout);
+        if (err != SCI_ERR_OK) {
+            set(error, err);
+            return;
+        }
+        if (ring_take(interrupt->ring, data, size, err)) {
+            if (err == SCI_ERR_OUT_OF_RANGE) {
+                // Leave the payload for a bigger buffer: give the wake-up back.
+                signal_efd(interrupt->efd.get());
+            }
+            set(error, err);
+            return;
+        }
+        if (timeout != SCI_INFINITE_TIMEOUT) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+            if (left <= 0) {
+                set(error, SCI_ERR_TIMEOUT);
+                return;
+            }
+            timeout = static_cast<unsigned int>(left);
+        }
+    }
+}
+
+SCI_API void SCIConnectDataInterrupt(sci_desc_t sd, sci_remote_data_interrupt_t* interrupt,
+                                     unsigned int nodeId, unsigned int localAdapterNo,
+                                     unsigned int interruptNo, unsigned int timeout,
+                                     unsigned int flags, sci_error_t* error) {
+    Runtime* rt = nullptr;
+    std::shared_ptr<Conn> conn;
+    Reply r;
+    if (interrupt == nullptr) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!connect_common<sci_remote_data_interrupt>(sd, nodeId, localAdapterNo, interruptNo, timeout,
+                                                   flags, true, rt, conn, r, error)) {
+        return;
+    }
+    auto irq = std::make_unique<sci_remote_data_interrupt>();
+    irq->sd = sd;
+    irq->conn = conn;
+    irq->node = nodeId;
+    irq->no = interruptNo;
+    irq->efd = take_fd(r, 0);
+    irq->ring_fd = take_fd(r, 1);
+    irq->ring_map = wire::map_shared(irq->ring_fd.get(), sizeof(wire::DataRing));
+    if (irq->ring_map.get() == nullptr) {
+        conn->call({{"op", "int_disconnect"}, {"interrupt_no", interruptNo}, {"data", true}});
+        set(error, SCI_ERR_NOSPC);
+        return;
+    }
+    irq->ring = static_cast<wire::DataRing*>(irq->ring_map.get());
+    ++sd->objects;
+    rt->add(irq.get());
+    *interrupt = irq.release();
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCIDisconnectDataInterrupt(sci_remote_data_interrupt_t interrupt, unsigned int flags,
+                                        sci_error_t* error) {
+    if (!valid(interrupt, Magic::remote_data_interrupt)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_disconnect"}, {"interrupt_no", interrupt->no}, {"data", true}});
+    }
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
+    --interrupt->sd->objects;
+    interrupt->magic = Magic::dead;
+    delete interrupt;
+    set(error, SCI_ERR_OK);
+}
+
+SCI_API void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data,
+                                     unsigned int length, unsigned int flags, sci_error_t* error) {
+    if (!valid(interrupt, Magic::remote_data_interrupt) || (data == nullptr && length > 0)) {
+        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+        return;
+    }
+    if (!flags_ok(flags, 0)) {
+        set(error, SCI_ERR_ILLEGAL_FLAG);
+        return;
+    }
+    if (length > SCI_MAX_DATA_INTERRUPT_SIZE) {
+        set(error, SCI_ERR_OUT_OF_RANGE);
+        return;
+    }
+    if (interrupt->conn->lost()) {
+        set(error, SCI_ERR_NODE_NOT_RESPONDING);
+        return;
+    }
+    if (interrupt->gone.load()) {
+        set(error, SCI_ERR_NOT_CONNECTED);
+        return;
+    }
+    wire::DataRing* ring = interrupt->ring;
+    // Reserve a ticket while the ring has room (the consumer frees slots as it reads).
+    std::uint32_t ticket = ring->head.load(std::memory_order_relaxed);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+    for (;;) {
+        std::uint32_t tail = ring->tail.load(std::memory_order_acquire);
+        if (ticket - tail >= wire::k_data_ring_slots) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                set(error, SCI_ERR_BUSY); // the receiver is not keeping up
+                return;
+            }
+            std::this_thread::yield();
+            ticket = ring->head.load(std::memory_order_relaxed);
+            continue;
+        }
+        if (ring->head.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) {
+            break;
+        }
+    }
+    wire::DataSlot& slot = ring->slots[ticket % wire::k_data_ring_slots];
+    slot.length = length;
+    if (length > 0) {
+        std::memcpy(slot.data, data, length);
+    }
+    slot.ready.store(ticket + 1, std::memory_order_release);
+    std::uint64_t one = 1;
+    set(error, ::write(interrupt->efd.get(), &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK
+                                                                               : SCI_ERR_SYSTEM);
+}
