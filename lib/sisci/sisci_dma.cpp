@@ -74,6 +74,13 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
             slice = std::min<std::int64_t>(slice, left);
         }
         wire::futex_wait(&q->completed, c, slice);
+        // Woken (possibly early, by the engine starting the last chunk of a long copy):
+        // spin a little before sleeping again, so the wake-up latency overlaps the copy.
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(k_max_spin_us);
+        while (!reached(q->completed.load(std::memory_order_acquire), target) &&
+               std::chrono::steady_clock::now() < until) {
+            sched_yield();
+        }
     }
     q->waiters.fetch_sub(1, std::memory_order_seq_cst);
     return result;
