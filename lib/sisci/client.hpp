@@ -167,8 +167,9 @@ struct sci_dma_queue {
     dis::wire::Mapping doorbell_map;
     dis::wire::DmaDoorbell* doorbell = nullptr;
     std::uint32_t capacity = 0;
-    std::uint32_t posted = 0; // descriptors posted (wraps like the shared counters)
+    std::uint32_t posted = 0;  // descriptors posted (wraps like the shared counters)
     std::int64_t spin_us = 30; // how long a waiter spins before sleeping (grows with size)
+    std::uint32_t polls = 0;   // SCIDMAQueueState calls while posted
     bool aborted = false;
     // Callback delivery.
     std::mutex cb_mutex;

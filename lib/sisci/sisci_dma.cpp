@@ -74,6 +74,13 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
             slice = std::min<std::int64_t>(slice, left);
         }
         wire::futex_wait(&q->completed, c, slice);
+        // Woken (possibly early, by the engine starting the last chunk of a long copy):
+        // spin a little before sleeping again, so the wake-up latency overlaps the copy.
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(k_max_spin_us);
+        while (!reached(q->completed.load(std::memory_order_acquire), target) &&
+               std::chrono::steady_clock::now() < until) {
+            sched_yield();
+        }
     }
     q->waiters.fetch_sub(1, std::memory_order_seq_cst);
     return result;
@@ -358,8 +365,11 @@ SCI_API sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq) {
         if (dq->conn->lost()) {
             return SCI_DMAQUEUE_ERROR;
         }
-        // Callers poll this in a loop: let the engine have the CPU if it shares ours.
-        sched_yield();
+        // Callers poll this in a loop: now and then let the engine have the CPU in case it
+        // shares ours (rarely enough not to add latency when it does not).
+        if (++dq->polls % 8 == 0) {
+            sched_yield();
+        }
         return SCI_DMAQUEUE_POSTED;
     }
     if (dq->q->error.load() != 0) {

@@ -107,6 +107,24 @@ std::size_t LocalFabric::daemon_fds(std::uint32_t node) const {
     return n;
 }
 
+std::size_t LocalFabric::settled_daemon_fds(std::uint32_t node) const {
+    std::size_t last = daemon_fds(node);
+    auto stable_since = std::chrono::steady_clock::now();
+    auto deadline = stable_since + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::size_t now = daemon_fds(node);
+        if (now != last) {
+            last = now;
+            stable_since = std::chrono::steady_clock::now();
+        } else if (std::chrono::steady_clock::now() - stable_since >=
+                   std::chrono::milliseconds(100)) {
+            break;
+        }
+    }
+    return last;
+}
+
 std::size_t own_fds() {
     std::size_t n = 0;
     for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {

@@ -33,6 +33,9 @@ public:
     int signal(std::uint32_t node, int sig);
     // Open descriptors of a daemon (from /proc).
     std::size_t daemon_fds(std::uint32_t node) const;
+    // The same once it has stopped changing (transient connections, such as the readiness
+    // probe of start(), are gone): unchanged over 100 ms, waiting at most 2 s.
+    std::size_t settled_daemon_fds(std::uint32_t node) const;
 
 private:
     TempDir m_dir;

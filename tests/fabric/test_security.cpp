@@ -175,7 +175,7 @@ TEST_CASE("sockets are 0660 and other users reach only segments shared with them
 
 TEST_CASE("malformed messages get error replies and never hurt the daemon", "[fabric][security]") {
     LocalFabric fabric({4});
-    std::size_t fds_before = fabric.daemon_fds(4);
+    std::size_t fds_before = fabric.settled_daemon_fds(4);
     {
         RawClient c(fabric.socket(4));
         const int illegal = SCI_ERR_ILLEGAL_PARAMETER;
@@ -310,7 +310,7 @@ TEST_CASE("thousands of create/connect/map/remove cycles leak nothing", "[fabric
         cycle(i);
     }
     std::size_t own_before = own_fds();
-    std::size_t daemon_before = fabric.daemon_fds(4);
+    std::size_t daemon_before = fabric.settled_daemon_fds(4);
     for (int i = 0; i < 2000; ++i) {
         cycle(i);
     }

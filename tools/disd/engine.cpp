@@ -16,6 +16,7 @@ namespace dis::disd {
 namespace {
 
 constexpr auto k_spin_window = std::chrono::microseconds(100);
+constexpr std::uint64_t k_chunk = 1u << 20; // copy granularity of long transfers
 constexpr std::int64_t k_sleep_us = 200000; // re-check periodically (stop flag, lost wake-ups)
 
 } // namespace
@@ -43,11 +44,19 @@ std::uint32_t Daemon::engine_execute(const DmaQueue& q, const wire::DmaDesc& d) 
     auto* rp = static_cast<unsigned char*>(remote->get()) + d.remote_offset;
     // Like a hardware engine, a copy between overlapping memory is undefined; the mappings are
     // distinct address ranges, so memcpy never sees overlapping pointers.
-    if ((d.flags & wire::k_dma_read) != 0) {
-        std::memcpy(lp, rp, d.size);
-    } else {
-        std::memcpy(rp, lp, d.size);
+    unsigned char* dst = (d.flags & wire::k_dma_read) != 0 ? lp : rp;
+    const unsigned char* src = (d.flags & wire::k_dma_read) != 0 ? rp : lp;
+    // Long copies go in chunks; before the last one a sleeping waiter is woken early, so its
+    // wake-up (slow on a loaded host) overlaps the rest of the copy instead of following it.
+    std::uint64_t done = 0;
+    while (d.size - done > k_chunk) {
+        std::memcpy(dst + done, src + done, k_chunk);
+        done += k_chunk;
+        if (d.size - done <= k_chunk && q.q->waiters.load(std::memory_order_relaxed) != 0) {
+            wire::futex_wake(&q.q->completed);
+        }
     }
+    std::memcpy(dst + done, src + done, d.size - done);
     m_dma_bytes.fetch_add(d.size, std::memory_order_relaxed);
     m_dma_transfers.fetch_add(1, std::memory_order_relaxed);
     return SCI_ERR_OK;
