@@ -72,4 +72,10 @@ set -e
 grep -q unavailable "$work/err" || fail "segment list did not say unavailable: $(cat "$work/err")"
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["error"]["kind"]' ||
   fail "segment list -o json did not print a JSON error"
+set +e
+"$tool" fabric start --fabric "$work/fabric" 2>"$work/err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q unavailable "$work/err" ||
+  fail "fabric start in a vendor build: exit $rc, $(cat "$work/err"), expected 2 (unavailable)"
 echo "ci-vendor-build: OK (toolkit built against $prefix alone)"

@@ -2,6 +2,7 @@
 
 #include "dis/error.hpp"
 #include "dis/fabric_config.hpp"
+#include "dis/sisci.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -219,6 +220,15 @@ pid_t spawn_disd(const StartOptions& options, std::uint32_t node_id, const std::
     return pid;
 }
 
+// With a vendor SISCI the toolkit talks to the vendor's driver; disd daemons would serve
+// nobody, so the local software fabric is not offered at all.
+void require_software_fabric(const char* what) {
+    if (!sisci::software_fabric())
+        throw Error(ErrorKind::not_found, std::string(what) +
+                                              " manages the software fabric, which is "
+                                              "unavailable in a vendor SISCI build");
+}
+
 void stop_pid(pid_t pid, std::chrono::milliseconds grace) {
     if (!process_alive(pid))
         return;
@@ -282,6 +292,7 @@ std::string find_disd(const std::string& dir_of_self) {
 }
 
 std::vector<LocalNode> start_local_fabric(const StartOptions& options) {
+    require_software_fabric("fabric start");
     if (options.node_ids.empty())
         throw Error(ErrorKind::invalid_input, "no nodes to start");
     std::set<std::uint32_t> unique(options.node_ids.begin(), options.node_ids.end());
@@ -427,6 +438,7 @@ std::vector<StoppedNode> stop_local_fabric(const std::string& fabric_dir,
 }
 
 FabricStatus local_fabric_status(const std::string& fabric_dir) {
+    require_software_fabric("fabric status");
     FabricStatus status;
     status.fabric_dir = fabric_dir;
     std::map<std::uint32_t, NodeStatus> nodes;

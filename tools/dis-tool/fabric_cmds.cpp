@@ -120,7 +120,8 @@ void run_start(Context& ctx, const FabricOptions& opts) {
     if (!opts.config.empty())
         start.config_file = opts.config;
     start.node_ids = fab::nodes_to_start(opts.nodes, start.config_file);
-    start.disd_path = fab::find_disd(self_dir());
+    if (fab::sisci::software_fabric())
+        start.disd_path = fab::find_disd(self_dir());
     start.ready_timeout = std::chrono::milliseconds(opts.ready_timeout_ms);
     auto nodes = fab::start_local_fabric(start);
 

@@ -1,4 +1,5 @@
 // A local software fabric: a set of `disd` daemons on this host sharing one fabric directory.
+// In a vendor SISCI build, start and status throw Error(not_found): there is no such fabric.
 // Starting, stopping and inspecting it is library code so that any front end (dis-tool, a test
 // harness, a future GUI) can reuse it; nothing here prints or exits.
 #pragma once
