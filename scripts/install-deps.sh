@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config git
   libcli11-dev nlohmann-json3-dev libpci-dev pciutils pci.ids catch2
   libncurses-dev prometheus-cpp-dev libsqlite3-dev
-  zsh jq
+  zsh jq ninja-build
 )
 
 missing=()

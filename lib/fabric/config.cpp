@@ -174,6 +174,10 @@ FabricConfig parse_fabric_config(const std::string& text, const std::string& ori
             }
             if (line.options.count("serial")) {
                 n.serial = parse_number(line.options["serial"], where);
+                // SCIQuery reports the serial as an unsigned int.
+                if (n.serial > 0xffffffffULL) {
+                    throw Error(ErrorKind::invalid_input, where + ": serial must fit 32 bits");
+                }
             }
             if (line.options.count("adapters")) {
                 auto a = parse_number(line.options["adapters"], where);

@@ -494,3 +494,27 @@ TEST_CASE("fabric commands acting as a node that does not exist exit 3", "[fabri
     check_one_error_line(r);
     CHECK(r.err.find(SCIGetErrorString(SCI_ERR_NO_SUCH_ADAPTERNO)) != std::string::npos);
 }
+
+TEST_CASE("topology describes the local adapter through SISCI as the admin view does",
+          "[fabric]") {
+    TestFabric fabric(2);
+    auto r = run_tool({"topology", "--fabric", fabric.dir(), "--local-node", "8", "-o", "json"});
+    REQUIRE(r.exit_code == 0);
+    auto doc = parse_out(r);
+    // Node 8's adapter comes from SCIQuery (it is the local node), node 4's from the admin
+    // interface; the two paths must describe adapters alike.
+    dis::fabric::AdminClient admin(fabric.dir(), 8);
+    auto info = admin.node_info();
+    REQUIRE(info.adapters.size() == 1);
+    bool seen_local = false;
+    for (const auto& n : doc["nodes"]) {
+        if (n["node_id"] != 8)
+            continue;
+        seen_local = true;
+        CHECK(n["local"] == true);
+        REQUIRE(n["adapters"].size() == 1);
+        CHECK(n["adapters"][0]["serial"] == info.adapters[0].serial);
+        CHECK(n["adapters"][0]["card_type"] == info.adapters[0].card_type);
+    }
+    CHECK(seen_local);
+}

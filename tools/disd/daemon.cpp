@@ -927,10 +927,10 @@ nlohmann::json Daemon::node_info() const {
         }
         ad.push_back({{"adapter_no", a},
                       {"node_id", m_opts.node_id},
-                      {"card_type", cn != nullptr ? cn->card_type : "software fabric"},
+                      {"card_type", cn != nullptr ? cn->card_type : "software fabric adapter"},
                       {"serial", (cn != nullptr && cn->serial != 0)
                                      ? cn->serial
-                                     : 0xD150000000ULL + m_opts.node_id * 16 + a},
+                                     : 0xD1500000ULL + m_opts.node_id * 16 + a},
                       {"links", links.size()},
                       {"link_operational", any_up || links.empty()},
                       {"link_width", width},

@@ -14,7 +14,7 @@ struct ConfigNode {
     std::uint32_t node_id = 0;
     std::string name;
     std::uint32_t adapters = 1;
-    std::string card_type = "software fabric";
+    std::string card_type = "software fabric adapter";
     std::uint64_t serial = 0; // 0: derived from the node id
 };
 
