@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -DDIS_WERROR="${WERROR:-ON}" >/dev/null
+generator=()
+command -v ninja >/dev/null && [ ! -f "$build/Makefile" ] && generator=(-G Ninja)
+cmake -S . -B "$build" "${generator[@]}" -DDIS_WERROR="${WERROR:-ON}" >/dev/null
 cmake --build "$build" -j2
 ctest --test-dir "$build" --output-on-failure --no-tests=error -j2
