@@ -225,6 +225,10 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
         std::memcpy(&q->ring[(dq->posted + i) % dq->capacity], &d, sizeof(d));
     }
     dq->posted += static_cast<std::uint32_t>(n);
+    // Tell the engine where we run, so it can place itself (see tools/disd/engine.cpp).
+    int cpu = sched_getcpu();
+    q->poster_cpu.store(cpu >= 0 ? static_cast<std::uint32_t>(cpu) + 1 : 0,
+                        std::memory_order_relaxed);
     q->head.store(dq->posted, std::memory_order_seq_cst);
     ring_doorbell(dq);
     if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
