@@ -139,6 +139,7 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count = INT32_MAX);
 struct DmaDoorbell {
     std::atomic<std::uint32_t> sleeping; // engine is (about to be) asleep on `seq`
     std::atomic<std::uint32_t> seq;      // bumped by clients to wake the engine
+    std::atomic<std::uint32_t> on_cpu;   // CPU + 1 the engine is confined to, 0 = none
 };
 
 // One descriptor of a DMA queue. Regions are ids the daemon handed out at registration.

@@ -37,7 +37,7 @@ constexpr auto k_contended_hold = std::chrono::milliseconds(500);
 // it before sleeping so that its wake-up may go to any CPU.
 class Placement {
 public:
-    Placement() {
+    explicit Placement(wire::DmaDoorbell* doorbell) : m_doorbell(doorbell) {
         CPU_ZERO(&m_allowed);
         if (::sched_getaffinity(0, sizeof(m_allowed), &m_allowed) == 0) {
             m_usable = CPU_COUNT(&m_allowed) >= 2;
@@ -69,6 +69,9 @@ public:
         }
         if (::sched_setaffinity(0, sizeof(set), &set) == 0) {
             m_state = want;
+            // Tells pollers on that CPU to yield to us at once rather than spin.
+            m_doorbell->on_cpu.store(want > 0 ? static_cast<std::uint32_t>(want) : 0,
+                                     std::memory_order_relaxed);
         }
     }
 
@@ -87,10 +90,12 @@ public:
     void release() {
         if (m_state != 0 && ::sched_setaffinity(0, sizeof(m_allowed), &m_allowed) == 0) {
             m_state = 0;
+            m_doorbell->on_cpu.store(0, std::memory_order_relaxed);
         }
     }
 
 private:
+    wire::DmaDoorbell* m_doorbell;
     cpu_set_t m_allowed;
     bool m_usable = false;
     std::chrono::steady_clock::time_point m_contended_until;
@@ -207,7 +212,7 @@ void Daemon::engine_main() {
             seen_version = m_queues_version.load();
         }
     };
-    Placement placement;
+    Placement placement(m_doorbell);
     while (!m_engine_stop.load(std::memory_order_relaxed)) {
         refresh();
         for (const auto& q : queues) {
