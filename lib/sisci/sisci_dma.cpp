@@ -21,6 +21,15 @@ inline bool reached(std::uint32_t value, std::uint32_t target) {
     return static_cast<std::int32_t>(value - target) >= 0;
 }
 
+// The engine is confined to the CPU this thread runs on: spinning there only delays it.
+inline bool engine_here(sci_dma_queue_t dq) {
+    if (dq->doorbell == nullptr) {
+        return false;
+    }
+    std::uint32_t on = dq->doorbell->on_cpu.load(std::memory_order_relaxed);
+    return on != 0 && static_cast<int>(on) - 1 == sched_getcpu();
+}
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -34,7 +43,7 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
     // Spin about as long as the copy should take (at most k_max_spin_us): busy at first, then
     // yielding, so that an engine sharing this CPU gets to run. Past that a futex sleep costs
     // less than the CPU a longer spin would burn.
-    auto busy_end = start + std::chrono::microseconds(k_busy_us);
+    auto busy_end = start + std::chrono::microseconds(engine_here(dq) ? 0 : k_busy_us);
     auto spin_end = start + std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
     for (;;) {
         if (reached(q->completed.load(std::memory_order_acquire), target)) {
@@ -225,6 +234,10 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
         std::memcpy(&q->ring[(dq->posted + i) % dq->capacity], &d, sizeof(d));
     }
     dq->posted += static_cast<std::uint32_t>(n);
+    // Tell the engine where we run, so it can place itself (see tools/disd/engine.cpp).
+    int cpu = sched_getcpu();
+    q->poster_cpu.store(cpu >= 0 ? static_cast<std::uint32_t>(cpu) + 1 : 0,
+                        std::memory_order_relaxed);
     q->head.store(dq->posted, std::memory_order_seq_cst);
     ring_doorbell(dq);
     if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
@@ -365,9 +378,10 @@ SCI_API sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq) {
         if (dq->conn->lost()) {
             return SCI_DMAQUEUE_ERROR;
         }
-        // Callers poll this in a loop: now and then let the engine have the CPU in case it
-        // shares ours (rarely enough not to add latency when it does not).
-        if (++dq->polls % 8 == 0) {
+        // Callers poll this in a loop: let the engine have the CPU at once when it is
+        // confined to ours, else now and then in case it shares ours (rarely enough not to
+        // add latency when it does not).
+        if (++dq->polls % 8 == 0 || engine_here(dq)) {
             sched_yield();
         }
         return SCI_DMAQUEUE_POSTED;

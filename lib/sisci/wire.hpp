@@ -139,6 +139,7 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count = INT32_MAX);
 struct DmaDoorbell {
     std::atomic<std::uint32_t> sleeping; // engine is (about to be) asleep on `seq`
     std::atomic<std::uint32_t> seq;      // bumped by clients to wake the engine
+    std::atomic<std::uint32_t> on_cpu;   // CPU + 1 the engine is confined to, 0 = none
 };
 
 // One descriptor of a DMA queue. Regions are ids the daemon handed out at registration.
@@ -162,8 +163,8 @@ struct DmaQueueShared {
     std::atomic<std::uint32_t> error;     // first sci_error_t since the last reset, 0 = none
     std::atomic<std::uint32_t> abort;     // client asks the engine to drop queued entries
     std::uint32_t capacity;
-    std::uint32_t reserved;
-    DmaDesc ring[1]; // really [capacity]
+    std::atomic<std::uint32_t> poster_cpu; // CPU of the last post + 1 (0 = unknown): a hint
+    DmaDesc ring[1];                       // really [capacity]
 };
 inline std::size_t dma_queue_bytes(std::uint32_t capacity) {
     return offsetof(DmaQueueShared, ring) + sizeof(DmaDesc) * capacity;
