@@ -152,22 +152,46 @@ Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uin
     return MemcpyBaseline(size).run(iterations, warmup);
 }
 
-LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup, int cpu) {
-    FileDescriptor ping(eventfd(0, EFD_CLOEXEC));
-    FileDescriptor pong(eventfd(0, EFD_CLOEXEC));
-    if (ping.get() < 0 || pong.get() < 0)
-        throw os_error("eventfd", errno);
-    SharedMemory shm(4096);
-    auto* report = new (shm.bytes()) PeerReport{};
-    // A value no ordinary wake-up carries: the watchdog's "the peer is gone".
-    constexpr std::uint64_t k_peer_died = 1ull << 40;
+// The peer: a forked child that answers every ping with a pong until told to stop. A
+// watchdog thread reaps it; if it dies early the watchdog wakes the waiting parent with a
+// value no ordinary wake-up carries, so a vanished peer is an error, not a hang. The timed
+// path stays a plain write and a blocking read.
+struct EventfdBaseline::Peer {
+    FileDescriptor ping{eventfd(0, EFD_CLOEXEC)};
+    FileDescriptor pong{eventfd(0, EFD_CLOEXEC)};
+    SharedMemory shm{4096};
+    PeerReport* report = nullptr;
+    pid_t pid = -1;
+    std::thread watchdog;
+    std::uint64_t sent = 0;
+    bool finished = false;
 
+    static constexpr std::uint64_t k_peer_died = 1ull << 40;
+
+    void stop() {
+        if (finished)
+            return;
+        finished = true;
+        detail::store_release(&report->stop, 1);
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = write(ping.get(), &one, 8);
+        if (watchdog.joinable())
+            watchdog.join();
+    }
+};
+
+EventfdBaseline::EventfdBaseline(int cpu) : m_peer(std::make_unique<Peer>()) {
+    Peer& p = *m_peer;
+    if (p.ping.get() < 0 || p.pong.get() < 0)
+        throw os_error("eventfd", errno);
+    p.report = new (p.shm.bytes()) PeerReport{};
     const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
+    p.pid = fork();
+    if (p.pid < 0)
         throw os_error("fork", errno);
-    if (pid == 0) {
+    if (p.pid == 0) {
         detail::die_with_parent(parent);
+        PeerReport* report = p.report;
         try {
             detail::pin_to_cpu(cpu);
         } catch (...) {
@@ -175,7 +199,7 @@ LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t w
         }
         for (;;) {
             std::uint64_t v = 0;
-            if (read(ping.get(), &v, 8) != 8) {
+            if (read(p.ping.get(), &v, 8) != 8) {
                 if (errno == EINTR)
                     continue;
                 report->failed = 1;
@@ -185,7 +209,7 @@ LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t w
                 break;
             ++report->messages;
             std::uint64_t one = 1;
-            if (write(pong.get(), &one, 8) != 8) {
+            if (write(p.pong.get(), &one, 8) != 8) {
                 report->failed = 1;
                 break;
             }
@@ -193,48 +217,60 @@ LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t w
         detail::store_release(&report->done, 1);
         _exit(0);
     }
-    // The watchdog reaps the child; if it dies early it wakes the waiting parent, so a
-    // vanished peer is an error, not a hang. The timed path stays a plain blocking read.
-    int child_status = 0;
-    std::thread watchdog([&] {
-        while (waitpid(pid, &child_status, 0) < 0 && errno == EINTR) {
+    p.watchdog = std::thread([&p] {
+        int status = 0;
+        while (waitpid(p.pid, &status, 0) < 0 && errno == EINTR) {
         }
-        if (!detail::load_acquire(&report->stop)) {
-            std::uint64_t v = k_peer_died;
-            [[maybe_unused]] auto n = write(pong.get(), &v, 8);
+        if (!detail::load_acquire(&p.report->stop)) {
+            std::uint64_t v = Peer::k_peer_died;
+            [[maybe_unused]] auto n = write(p.pong.get(), &v, 8);
         }
     });
-    std::vector<double> samples;
-    samples.reserve(iterations);
-    std::string failure;
+}
+
+EventfdBaseline::~EventfdBaseline() {
+    m_peer->stop();
+}
+
+void EventfdBaseline::run(std::uint64_t iterations, std::uint64_t warmup,
+                          std::vector<double>& samples_us) {
+    Peer& p = *m_peer;
+    if (p.finished)
+        throw Error(ErrorKind::invalid_input, "eventfd baseline already finished");
     for (std::uint64_t i = 0; i < warmup + iterations; ++i) {
         std::uint64_t one = 1, v = 0;
         auto t0 = Clock::now();
-        if (write(ping.get(), &one, 8) != 8) {
-            failure = std::string("eventfd write: ") + std::strerror(errno);
-            break;
-        }
+        if (write(p.ping.get(), &one, 8) != 8)
+            throw os_error("eventfd write", errno);
         ssize_t n;
-        while ((n = read(pong.get(), &v, 8)) < 0 && errno == EINTR) {
+        while ((n = read(p.pong.get(), &v, 8)) < 0 && errno == EINTR) {
         }
         auto t1 = Clock::now();
-        if (n != 8 || v != 1) {
-            failure = "the eventfd baseline peer died";
-            break;
-        }
+        if (n != 8 || v != 1)
+            throw Error(ErrorKind::os, "the eventfd baseline peer died");
+        ++p.sent;
         if (i >= warmup)
-            samples.push_back(detail::elapsed_us(t0, t1) / 2);
+            samples_us.push_back(detail::elapsed_us(t0, t1) / 2);
     }
-    detail::store_release(&report->stop, 1);
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = write(ping.get(), &one, 8);
-    watchdog.join();
-    if (!failure.empty() || report->failed)
-        throw Error(ErrorKind::os, failure.empty() ? "the eventfd baseline peer failed" : failure);
-    if (report->messages != warmup + iterations)
+}
+
+void EventfdBaseline::finish() {
+    Peer& p = *m_peer;
+    p.stop();
+    if (p.report->failed || !detail::load_acquire(&p.report->done))
+        throw Error(ErrorKind::os, "the eventfd baseline peer failed");
+    if (p.report->messages != p.sent)
         throw Error(ErrorKind::check_failed,
-                    "eventfd baseline lost wake-ups: " + std::to_string(report->messages) + " of " +
-                        std::to_string(warmup + iterations));
+                    "eventfd baseline lost wake-ups: " + std::to_string(p.report->messages) +
+                        " of " + std::to_string(p.sent));
+}
+
+LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup, int cpu) {
+    EventfdBaseline baseline(cpu);
+    std::vector<double> samples;
+    samples.reserve(iterations);
+    baseline.run(iterations, warmup, samples);
+    baseline.finish();
     return compute_latency_stats(std::move(samples));
 }
 

@@ -66,13 +66,17 @@ public:
 private:
     std::uint64_t wait_request(std::uint64_t last, bool idle_timeout) {
         const auto start = Clock::now();
+        // Between requests the client may be measuring for seconds: back off to a few hundred
+        // wake-ups a second, so that this process does not disturb the CPUs it measures.
+        auto nap = std::chrono::microseconds(50);
         for (unsigned spins = 0;; ++spins) {
             std::uint64_t seq = get(m_cb.req_seq);
             if (seq != last)
                 return seq;
             if (spins < 2000)
                 continue;
-            std::this_thread::sleep_for(std::chrono::microseconds(100));
+            std::this_thread::sleep_for(nap);
+            nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(2));
             if (idle_timeout && m_options.idle_timeout.count() > 0 &&
                 Clock::now() - start > m_options.idle_timeout)
                 throw Error(ErrorKind::timeout, "no client request within " +

@@ -305,7 +305,7 @@ void pio_latency(Session& s, const BenchOptions& o, Report& rep) {
 
 // Bandwidth tests interleave the fabric and the memcpy baseline in rounds: on a shared host the
 // background load changes from one millisecond to the next, and both must see the same load.
-constexpr std::uint64_t k_rounds = 8;
+constexpr std::uint64_t k_rounds = 32;
 
 std::uint64_t rounds_for(const BenchOptions& o) {
     return o.duration_s > 0 ? k_rounds
@@ -646,10 +646,40 @@ void dma_latency(Session& s, const BenchOptions& o, Report& rep) {
     }
 }
 
+// Wake-up tests interleave with their eventfd yardstick in rounds too (see k_rounds): where
+// the kernel's placement and the host's load decide a wake-up's cost, both must see the same.
+// Every round after the first starts with a few untimed round trips, since the other side
+// slept meanwhile.
+BenchOptions latency_round_options(const BenchOptions& o, std::uint64_t r, std::uint64_t rounds) {
+    BenchOptions ro = round_options(o, r, rounds);
+    if (r > 0)
+        ro.warmup = std::max<std::uint64_t>(1, o.warmup / rounds);
+    return ro;
+}
+
+// One yardstick round of as many round trips as the fabric round measured.
+void eventfd_round(std::optional<EventfdBaseline>& yardstick, const BenchOptions& ro,
+                   std::uint64_t measured, std::vector<double>& samples) {
+    if (yardstick)
+        yardstick->run(std::max<std::uint64_t>(measured, 1), ro.warmup, samples);
+}
+
+void add_eventfd_baseline(Report& rep, std::optional<EventfdBaseline>& yardstick,
+                          std::vector<double> samples) {
+    if (!yardstick)
+        return;
+    yardstick->finish();
+    rep.baseline.push_back(
+        baseline_latency(0, "eventfd", compute_latency_stats(std::move(samples))));
+}
+
 void intr_latency(Session& s, const BenchOptions& o, Report& rep) {
     LocalInterrupt mine(s.sd(), o.adapter);
     const auto theirs_no = s.begin_phase(Op::ping_intr, 0, mine.number());
-    std::vector<double> samples;
+    std::optional<EventfdBaseline> yardstick;
+    if (o.baseline)
+        yardstick.emplace(o.remote_cpu);
+    std::vector<double> samples, base_samples;
     std::uint64_t total = 0;
     {
         RemoteInterrupt theirs(s.sd(), o.remote_node, o.adapter,
@@ -659,19 +689,25 @@ void intr_latency(Session& s, const BenchOptions& o, Report& rep) {
         RemoteInterrupt self(s.sd(), s.local_node(), o.adapter, mine.number(), o.timeout);
         Watchdog dog(o.timeout, [&] { self.trigger(); });
         samples.reserve(o.duration_s > 0 ? 1 << 16 : o.iterations);
-        auto loop = timed_loop(o, [&](std::uint64_t i) {
-            auto t0 = Clock::now();
-            theirs.trigger();
-            mine.wait(SCI_INFINITE_TIMEOUT);
-            auto t1 = Clock::now();
-            if (dog.fired())
-                throw Error(ErrorKind::timeout,
-                            "no interrupt back from node " + std::to_string(o.remote_node));
+        const auto rounds = rounds_for(o);
+        for (std::uint64_t r = 0; r < rounds; ++r) {
+            const auto ro = latency_round_options(o, r, rounds);
+            auto loop = timed_loop(ro, [&](std::uint64_t i) {
+                auto t0 = Clock::now();
+                theirs.trigger();
+                mine.wait(SCI_INFINITE_TIMEOUT);
+                auto t1 = Clock::now();
+                if (dog.fired())
+                    throw Error(ErrorKind::timeout,
+                                "no interrupt back from node " + std::to_string(o.remote_node));
+                dog.progress();
+                if (i >= ro.warmup)
+                    samples.push_back(elapsed_us(t0, t1) / 2);
+            });
+            total += loop.last + 1;
+            eventfd_round(yardstick, ro, loop.iterations, base_samples);
             dog.progress();
-            if (i >= o.warmup)
-                samples.push_back(elapsed_us(t0, t1) / 2);
-        });
-        total = loop.last + 1;
+        }
         s.request_stop();
         theirs.trigger(); // wakes the responder's blocking wait to see the stop
     }
@@ -680,17 +716,15 @@ void intr_latency(Session& s, const BenchOptions& o, Report& rep) {
         payload_error(o, 0,
                       "the responder saw " + std::to_string(remote.messages) + " of " +
                           std::to_string(total) + " interrupts");
-    const auto n = samples.size();
     rep.results.push_back(latency_result(0, "interrupt", std::move(samples)));
-    if (o.baseline)
-        rep.baseline.push_back(baseline_latency(
-            0, "eventfd",
-            baseline_eventfd_pingpong(baseline_iterations(o, n), o.warmup, o.remote_cpu)));
+    add_eventfd_baseline(rep, yardstick, std::move(base_samples));
 }
 
 void data_intr_latency(Session& s, const BenchOptions& o, Report& rep) {
-    LatencyStats eventfd_stats;
-    bool eventfd_done = false;
+    std::optional<EventfdBaseline> yardstick;
+    if (o.baseline)
+        yardstick.emplace(o.remote_cpu);
+    std::vector<double> base_samples;
     for (auto size : o.sizes) {
         if (size > k_data_intr_capacity)
             throw Error(ErrorKind::invalid_input,
@@ -714,22 +748,31 @@ void data_intr_latency(Session& s, const BenchOptions& o, Report& rep) {
             RemoteDataInterrupt self(s.sd(), s.local_node(), o.adapter, mine.number(), o.timeout);
             const std::uint32_t wake_word = 0;
             Watchdog dog(o.timeout, [&] { self.trigger(&wake_word, sizeof wake_word); });
-            auto loop = timed_loop(o, [&](std::uint64_t i) {
-                unsigned int length = static_cast<unsigned int>(echo.size());
-                auto t0 = Clock::now();
-                theirs.trigger(payload[i & 1].data(), static_cast<unsigned int>(size));
-                mine.wait(echo.data(), &length, SCI_INFINITE_TIMEOUT);
-                auto t1 = Clock::now();
-                if (dog.fired())
-                    throw Error(ErrorKind::timeout, "no data interrupt back from node " +
-                                                        std::to_string(o.remote_node));
+            const auto rounds = rounds_for(o);
+            for (std::uint64_t r = 0; r < rounds; ++r) {
+                const auto ro = latency_round_options(o, r, rounds);
+                auto loop = timed_loop(ro, [&](std::uint64_t i) {
+                    const std::uint64_t k = total + i; // alternates across rounds
+                    unsigned int length = static_cast<unsigned int>(echo.size());
+                    auto t0 = Clock::now();
+                    theirs.trigger(payload[k & 1].data(), static_cast<unsigned int>(size));
+                    mine.wait(echo.data(), &length, SCI_INFINITE_TIMEOUT);
+                    auto t1 = Clock::now();
+                    if (dog.fired())
+                        throw Error(ErrorKind::timeout, "no data interrupt back from node " +
+                                                            std::to_string(o.remote_node));
+                    dog.progress();
+                    if (i >= ro.warmup)
+                        samples.push_back(elapsed_us(t0, t1) / 2);
+                    sent_sum = fold(sent_sum, sums[k & 1]);
+                    echo_sum = fold(echo_sum, checksum(echo.data(), length));
+                });
+                total += loop.last + 1;
+                // One yardstick for every size: wake-ups do not depend on the payload.
+                if (size == o.sizes.front())
+                    eventfd_round(yardstick, ro, loop.iterations, base_samples);
                 dog.progress();
-                if (i >= o.warmup)
-                    samples.push_back(elapsed_us(t0, t1) / 2);
-                sent_sum = fold(sent_sum, sums[i & 1]);
-                echo_sum = fold(echo_sum, checksum(echo.data(), length));
-            });
-            total = loop.last + 1;
+            }
             s.request_stop();
             theirs.trigger(&wake_word, sizeof wake_word); // wakes the responder to see the stop
         }
@@ -742,15 +785,9 @@ void data_intr_latency(Session& s, const BenchOptions& o, Report& rep) {
             payload_error(o, size, "data interrupts to the responder arrived corrupted");
         if (echo_sum != sent_sum)
             payload_error(o, size, "echoed data interrupts arrived corrupted");
-        const auto n = samples.size();
         rep.results.push_back(latency_result(size, "data-interrupt", std::move(samples)));
-        if (o.baseline && !eventfd_done) {
-            eventfd_stats =
-                baseline_eventfd_pingpong(baseline_iterations(o, n), o.warmup, o.remote_cpu);
-            rep.baseline.push_back(baseline_latency(0, "eventfd", eventfd_stats));
-            eventfd_done = true;
-        }
     }
+    add_eventfd_baseline(rep, yardstick, std::move(base_samples));
 }
 
 void attach_ratios(Report& rep) {

@@ -13,8 +13,10 @@ constexpr unsigned k_dma_flags = SCI_FLAG_DMA_READ | SCI_FLAG_USE_CALLBACK | SCI
                                  SCI_FLAG_DMA_GLOBAL | SCI_FLAG_DMA_SYSDMA |
                                  SCI_FLAG_DMA_SOURCE_ONLY;
 constexpr std::int64_t k_spin_us = 30;           // spin at least this long before sleeping
-constexpr std::int64_t k_max_spin_us = 200;      // and at most this long
-constexpr std::int64_t k_busy_us = 2;            // busy-waiting before yielding
+constexpr std::int64_t k_max_spin_us = 5000;     // and at most this long
+constexpr std::int64_t k_wake_spin_us = 200;     // after a wake-up before the end
+constexpr std::int64_t k_busy_us = 20;           // pause only, before yielding now and then
+constexpr std::int64_t k_yield_every_us = 10;    // to other tasks that want this CPU
 constexpr std::int64_t k_sleep_slice_us = 20000; // re-check node loss this often
 
 inline bool reached(std::uint32_t value, std::uint32_t target) {
@@ -36,27 +38,35 @@ inline void cpu_relax() {
 #endif
 }
 
-// Waits until `target` descriptors completed: spin briefly, then sleep on the futex.
+// Waits until `target` descriptors completed. With the engine on another CPU, spin (pause,
+// then yielding now and then to anyone else who wants this CPU) about as long as the copy
+// should take: completion is then seen within a fraction of a microsecond, where a futex
+// sleep would add a wake-up (tens of microseconds when the CPU has to come out of a virtual
+// machine's halt). With the engine on this CPU, spinning only delays it: sleep at once.
 sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned int timeout_ms) {
     auto* q = dq->q;
     auto start = std::chrono::steady_clock::now();
-    // Spin about as long as the copy should take (at most k_max_spin_us): busy at first, then
-    // yielding, so that an engine sharing this CPU gets to run. Past that a futex sleep costs
-    // less than the CPU a longer spin would burn.
-    auto busy_end = start + std::chrono::microseconds(engine_here(dq) ? 0 : k_busy_us);
-    auto spin_end = start + std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
-    for (;;) {
+    auto spin = std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
+    if (timeout_ms != SCI_INFINITE_TIMEOUT) {
+        spin = std::min<std::chrono::microseconds>(spin, std::chrono::milliseconds(timeout_ms));
+    }
+    auto spin_end = start + spin;
+    auto next_yield = start + std::chrono::microseconds(k_busy_us);
+    for (unsigned n = 0;; ++n) {
         if (reached(q->completed.load(std::memory_order_acquire), target)) {
             return SCI_ERR_OK;
         }
+        if (n % 32 != 0) {
+            cpu_relax();
+            continue;
+        }
         auto now = std::chrono::steady_clock::now();
-        if (now >= spin_end) {
+        if (now >= spin_end || engine_here(dq)) {
             break;
         }
-        if (now < busy_end) {
-            cpu_relax();
-        } else {
+        if (now >= next_yield) {
             sched_yield();
+            next_yield = now + std::chrono::microseconds(k_yield_every_us);
         }
     }
     q->waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -85,8 +95,8 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
         wire::futex_wait(&q->completed, c, slice);
         // Woken (possibly early, by the engine starting the last chunk of a long copy):
         // spin a little before sleeping again, so the wake-up latency overlaps the copy.
-        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(k_max_spin_us);
-        while (!reached(q->completed.load(std::memory_order_acquire), target) &&
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(k_wake_spin_us);
+        while (!engine_here(dq) && !reached(q->completed.load(std::memory_order_acquire), target) &&
                std::chrono::steady_clock::now() < until) {
             sched_yield();
         }
@@ -216,12 +226,12 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
         q->error.store(0); // a new batch on an idle queue starts clean
         dq->aborted = false;
     }
-    // Expected copy time at ~10 GB/s: how long a waiter should spin (see wait_completed).
+    // Twice the expected copy time at ~4 GB/s: how long a waiter may spin (see wait_completed).
     std::uint64_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += vec[i].size;
     }
-    dq->spin_us = std::clamp<std::int64_t>(k_spin_us + static_cast<std::int64_t>(total / 10000),
+    dq->spin_us = std::clamp<std::int64_t>(k_spin_us + static_cast<std::int64_t>(total / 2000),
                                            k_spin_us, k_max_spin_us);
     for (size_t i = 0; i < n; ++i) {
         wire::DmaDesc d{};

@@ -66,6 +66,20 @@ TEST_CASE("disd rejects bad arguments and a second daemon for the same node", "[
              dir.path().string() + "/missing.conf"});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("missing.conf") != std::string::npos);
+    for (const char* option :
+         {"--dma-streaming-bytes", "--max-client-memory", "--max-client-objects", "--adapter"}) {
+        for (const char* bad : {"-1", "lots", "1.5", "0x10"}) {
+            INFO(option << " " << bad);
+            r = run(
+                {DIS_DISD_PATH, "--node-id", "4", "--fabric", dir.path().string(), option, bad});
+            CHECK(r.exit_code == 2);
+        }
+    }
+    r = run({DIS_DISD_PATH, "--node-id", "4", "--fabric", dir.path().string(),
+             "--dma-streaming-bytes", "0"});
+    CHECK(r.exit_code == 2);
+    r = run({DIS_DISD_PATH, "--node-id", "-4", "--fabric", dir.path().string()});
+    CHECK(r.exit_code == 2);
     r = run({DIS_DISD_PATH, "--help"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--node-id") != std::string::npos);

@@ -49,6 +49,46 @@ unsigned char pattern(size_t i, unsigned seed) {
     return static_cast<unsigned char>((i * 131 + seed * 7 + (i >> 8)) & 0xFF);
 }
 
+// A node-4 process's side of a DMA test: its own segment `local_id`, node 8's segment
+// `remote_id` connected, both mapped, and a DMA queue. release() takes it all down.
+struct DmaSetup {
+    sci_local_segment_t local = nullptr;
+    sci_map_t lmap = nullptr;
+    unsigned char* lp = nullptr;
+    sci_remote_segment_t remote = nullptr;
+    sci_map_t rmap = nullptr;
+    unsigned char* rp = nullptr;
+    sci_dma_queue_t dq = nullptr;
+
+    DmaSetup(sci_desc_t sd, unsigned local_id, unsigned remote_id, size_t size) {
+        sci_error_t err;
+        SCICreateSegment(sd, &local, local_id, size, nullptr, nullptr, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+        SCIPrepareSegment(local, 0, 0, &err);
+        lp = static_cast<unsigned char*>(
+            const_cast<void*>(SCIMapLocalSegment(local, &lmap, 0, size, nullptr, 0, &err)));
+        REQUIRE(err == SCI_ERR_OK);
+        SCIConnectSegment(sd, &remote, 8, remote_id, 0, nullptr, nullptr, 5000, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+        rp = static_cast<unsigned char*>(
+            const_cast<void*>(SCIMapRemoteSegment(remote, &rmap, 0, size, nullptr, 0, &err)));
+        REQUIRE(err == SCI_ERR_OK);
+        SCICreateDMAQueue(sd, &dq, 0, 8, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+    }
+
+    void release() {
+        sci_error_t err;
+        SCIRemoveDMAQueue(dq, 0, &err);
+        CHECK(err == SCI_ERR_OK);
+        SCIUnmapSegment(rmap, 0, &err);
+        SCIDisconnectSegment(remote, 0, &err);
+        SCIUnmapSegment(lmap, 0, &err);
+        SCIRemoveSegment(local, 0, &err);
+        CHECK(err == SCI_ERR_OK);
+    }
+};
+
 } // namespace
 
 TEST_CASE("DMA push, pull, offsets, vectors, callbacks and polling through the node engine",
@@ -61,25 +101,13 @@ TEST_CASE("DMA push, pull, offsets, vectors, callbacks and polling through the n
     REQUIRE(ready.wait(10000));
 
     SisciSession s(fabric, 4);
+    DmaSetup dma(s.sd, 1, 500, size);
     sci_error_t err;
-    sci_local_segment_t local;
-    SCICreateSegment(s.sd, &local, 1, size, nullptr, nullptr, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
-    SCIPrepareSegment(local, 0, 0, &err);
-    sci_map_t lmap;
-    auto* lp = static_cast<unsigned char*>(
-        const_cast<void*>(SCIMapLocalSegment(local, &lmap, 0, size, nullptr, 0, &err)));
-    REQUIRE(err == SCI_ERR_OK);
-    sci_remote_segment_t remote;
-    SCIConnectSegment(s.sd, &remote, 8, 500, 0, nullptr, nullptr, 5000, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
-    sci_map_t rmap;
-    auto* rp = static_cast<unsigned char*>(
-        const_cast<void*>(SCIMapRemoteSegment(remote, &rmap, 0, size, nullptr, 0, &err)));
-    REQUIRE(err == SCI_ERR_OK);
-    sci_dma_queue_t dq;
-    SCICreateDMAQueue(s.sd, &dq, 0, 8, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
+    auto* lp = dma.lp;
+    auto* rp = dma.rp;
+    auto local = dma.local;
+    auto remote = dma.remote;
+    auto dq = dma.dq;
     CHECK(SCIDMAQueueState(dq) == SCI_DMAQUEUE_IDLE);
     std::uint64_t bytes = 0;
     std::uint64_t transfers = 0;
@@ -211,13 +239,7 @@ TEST_CASE("DMA push, pull, offsets, vectors, callbacks and polling through the n
     CHECK(dis::fabric::AdminClient(fabric.dir(), 8).node_info().counters.at("dma_bytes_total") ==
           0);
 
-    SCIRemoveDMAQueue(dq, 0, &err);
-    CHECK(err == SCI_ERR_OK);
-    SCIUnmapSegment(rmap, 0, &err);
-    SCIDisconnectSegment(remote, 0, &err);
-    SCIUnmapSegment(lmap, 0, &err);
-    SCIRemoveSegment(local, 0, &err);
-    CHECK(err == SCI_ERR_OK);
+    dma.release();
     done.open();
     CHECK(wait_child(owner) == 0);
 }
@@ -419,4 +441,63 @@ TEST_CASE("SCIAbortDMAQueue drops queued transfers and the queue works afterward
     SCIDisconnectSegment(rs, 0, &err);
     SCIRemoveSegment(seg, 0, &err);
     CHECK(err == SCI_ERR_OK);
+}
+
+TEST_CASE("long DMA transfers written past the caches arrive exactly, push and pull",
+          "[fabric][dma]") {
+    // A low streaming threshold, so that short copies at odd offsets take the non-temporal
+    // path (its unaligned head and tail) as well as multi-chunk ones.
+    LocalFabric fabric({4, 8}, {"--dma-streaming-bytes", "4096"});
+    const size_t size = 6u << 20;
+    Gate ready;
+    Gate done;
+    pid_t owner = hold_segment(fabric, 8, 510, size, ready, done);
+    REQUIRE(ready.wait(10000));
+
+    SisciSession s(fabric, 4);
+    DmaSetup dma(s.sd, 11, 510, size);
+    sci_error_t err;
+    auto* lp = dma.lp;
+    auto* rp = dma.rp;
+
+    struct Case {
+        size_t local_offset, size, remote_offset;
+    };
+    // Sizes below, at and above the threshold; offsets that leave the destination unaligned
+    // by every residue class of a cache line; one transfer over several 1 MiB chunks.
+    const Case cases[] = {{0, 4095, 0},      {1, 4096, 3},
+                          {17, 4097, 63},    {4096, 65536 + 37, 129},
+                          {333, 100000, 64}, {7, (2u << 20) + 13, 4099}};
+    unsigned seed = 20;
+    for (const bool pull : {false, true}) {
+        for (const auto& c : cases) {
+            ++seed;
+            unsigned char* src = pull ? rp + c.remote_offset : lp + c.local_offset;
+            unsigned char* dst = pull ? lp + c.local_offset : rp + c.remote_offset;
+            for (size_t i = 0; i < c.size; ++i) {
+                src[i] = pattern(i, seed);
+            }
+            // Guards on both sides of the destination.
+            const size_t dst_offset = pull ? c.local_offset : c.remote_offset;
+            std::memset(dst, 0, c.size);
+            if (dst_offset > 0) {
+                dst[-1] = 0xA5;
+            }
+            dst[c.size] = 0x5A;
+            SCIStartDmaTransfer(dma.dq, dma.local, dma.remote, c.local_offset, c.size,
+                                c.remote_offset, nullptr, nullptr,
+                                (pull ? SCI_FLAG_DMA_READ : 0) | SCI_FLAG_DMA_WAIT, &err);
+            INFO("pull " << pull << " size " << c.size << " local offset " << c.local_offset
+                         << " remote offset " << c.remote_offset);
+            REQUIRE(err == SCI_ERR_OK);
+            CHECK(std::memcmp(dst, src, c.size) == 0);
+            CHECK(dst[c.size] == 0x5A);
+            if (dst_offset > 0) {
+                CHECK(dst[-1] == 0xA5);
+            }
+        }
+    }
+    dma.release();
+    done.open();
+    CHECK(wait_child(owner) == 0);
 }

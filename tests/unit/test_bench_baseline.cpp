@@ -34,3 +34,17 @@ TEST_CASE("eventfd baseline wakes the peer every time", "[bench][baseline]") {
     CHECK(s.min_us > 0);
     CHECK(s.median_us < 10000);
 }
+
+TEST_CASE("eventfd baseline keeps one peer across rounds and counts every wake-up",
+          "[bench][baseline]") {
+    EventfdBaseline baseline(0); // pinned, as bench --remote-cpu 0 does
+    std::vector<double> samples;
+    baseline.run(50, 5, samples);
+    baseline.run(30, 1, samples);
+    REQUIRE(samples.size() == 80); // warm-ups are not samples
+    for (double us : samples)
+        CHECK(us > 0);
+    baseline.finish();
+    // A finished yardstick has no peer left to answer.
+    CHECK_THROWS_AS(baseline.run(1, 0, samples), dis::Error);
+}

@@ -50,7 +50,10 @@ wire::Fd make_memfd(const std::string& name, std::uint64_t size) {
 
 } // namespace
 
-Daemon::Daemon(Options opts) : m_opts(std::move(opts)) {}
+Daemon::Daemon(Options opts)
+    : m_opts(std::move(opts)),
+      m_streaming_bytes(m_opts.dma_streaming_bytes != 0 ? m_opts.dma_streaming_bytes
+                                                        : default_streaming_bytes()) {}
 
 Daemon::~Daemon() {
     m_engine_stop = true;

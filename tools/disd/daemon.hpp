@@ -21,6 +21,9 @@
 
 namespace dis::disd {
 
+// A quarter of the last-level cache (engine.cpp): where DMA copies start bypassing it.
+std::uint64_t default_streaming_bytes();
+
 struct Options {
     std::uint32_t node_id = 0;
     std::string fabric_dir;
@@ -29,6 +32,7 @@ struct Options {
     bool verbose = false;
     std::uint64_t max_client_bytes = 1ULL << 30; // segment memory per client
     std::uint32_t max_client_objects = 1024;     // segments, interrupts, queues, regions each
+    std::uint64_t dma_streaming_bytes = 0;       // see engine.cpp; 0: a quarter of the LLC
 };
 
 struct Client {
@@ -142,8 +146,8 @@ private:
     // DMA engine (engine.cpp).
     void engine_main();
     void wake_engine();
-    bool engine_pass(const std::vector<std::shared_ptr<DmaQueue>>& queues);
-    std::uint32_t engine_execute(const DmaQueue& q, const wire::DmaDesc& d);
+    bool engine_pass(const std::vector<std::shared_ptr<DmaQueue>>& queues, bool early_wake);
+    std::uint32_t engine_execute(const DmaQueue& q, const wire::DmaDesc& d, bool early_wake);
 
     Options m_opts;
     fabric::FabricConfig m_config;
@@ -172,6 +176,7 @@ private:
     wire::Fd m_doorbell_fd;
     wire::Mapping m_doorbell_map;
     wire::DmaDoorbell* m_doorbell = nullptr;
+    std::uint64_t m_streaming_bytes = 0; // DMA copies this long use non-temporal stores
     std::atomic<bool> m_engine_stop{false};
     std::thread m_engine;
 

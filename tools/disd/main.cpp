@@ -10,6 +10,25 @@
 #include <cstdlib>
 #include <iostream>
 
+namespace {
+
+// CLI11 converts "-1" into an unsigned option by wrapping it around; refuse signs instead.
+CLI::Validator whole_number(bool positive) {
+    return CLI::Validator(
+        [positive](std::string& value) {
+            if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+                return "expected a non-negative whole number, got '" + value + "'";
+            }
+            if (positive && value.find_first_not_of('0') == std::string::npos) {
+                return std::string("must be at least 1");
+            }
+            return std::string();
+        },
+        "");
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
     dis::disd::Options opts;
     std::string fabric;
@@ -17,16 +36,24 @@ int main(int argc, char** argv) {
     CLI::App app{"disd: a node daemon of the dis-tool software fabric"};
     app.set_version_flag("--version", std::string(DIS_VERSION));
     app.add_option("--node-id", opts.node_id, "This node's id (a positive multiple of 4)")
-        ->required();
+        ->required()
+        ->check(whole_number(false));
     app.add_option("--fabric", fabric,
                    "Fabric directory (default $DIS_FABRIC, /run/dis as root, else "
                    "$XDG_RUNTIME_DIR/dis)");
     app.add_option("--config", config, "Fabric config file (see disd(8))");
-    app.add_option("--adapter", opts.adapter, "Adapter number (software nodes have adapter 0)");
+    app.add_option("--adapter", opts.adapter, "Adapter number (software nodes have adapter 0)")
+        ->check(whole_number(false));
     app.add_option("--max-client-memory", opts.max_client_bytes,
-                   "Segment memory one client process may hold, in bytes (default 1 GiB)");
+                   "Segment memory one client process may hold, in bytes (default 1 GiB)")
+        ->check(whole_number(false));
     app.add_option("--max-client-objects", opts.max_client_objects,
-                   "Segments, interrupts and DMA queues one client may hold, each (default 1024)");
+                   "Segments, interrupts and DMA queues one client may hold, each (default 1024)")
+        ->check(whole_number(false));
+    app.add_option("--dma-streaming-bytes", opts.dma_streaming_bytes,
+                   "DMA transfers of at least this many bytes bypass the CPU caches "
+                   "(default: a quarter of the last-level cache)")
+        ->check(whole_number(true));
     app.add_flag("-v,--verbose", opts.verbose, "Log events to stderr");
     try {
         app.parse(argc, argv);

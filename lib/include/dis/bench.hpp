@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -133,6 +134,25 @@ private:
 // One-way wake-up latency between this process and a forked child through two eventfds.
 LatencyStats baseline_eventfd_pingpong(std::uint64_t iterations, std::uint64_t warmup,
                                        int cpu = -1);
+
+// The same yardstick kept across rounds: one peer process (pinned to `cpu`, -1: not pinned)
+// answers every round, so that rounds interleaved with fabric rounds see the same load and
+// the same CPUs. Throws dis::Error when the peer fails or loses a wake-up.
+class EventfdBaseline {
+public:
+    explicit EventfdBaseline(int cpu = -1);
+    ~EventfdBaseline(); // stops and reaps the peer
+    EventfdBaseline(const EventfdBaseline&) = delete;
+    EventfdBaseline& operator=(const EventfdBaseline&) = delete;
+    // `warmup` untimed, then `iterations` timed round trips; appends one-way samples (us).
+    void run(std::uint64_t iterations, std::uint64_t warmup, std::vector<double>& samples_us);
+    // Stops the peer and checks that it answered every wake-up of every run.
+    void finish();
+
+private:
+    struct Peer;
+    std::unique_ptr<Peer> m_peer;
+};
 
 // ---- the fabric tests -----------------------------------------------------------------------
 
