@@ -11,7 +11,7 @@
 #   PIN_PINGPONG="" scripts/bench-suite.sh # don't pin pio-latency (default --cpu 0 --remote-cpu 1)
 #   PIN="--cpu 0" scripts/bench-suite.sh   # pinning for the bandwidth and DMA tests (default
 #                                          # none; intr-latency runs pinned on one and two CPUs)
-#   RUNS=5 scripts/bench-suite.sh          # runs per goal, the median run counts (default 3)
+#   RUNS=7 scripts/bench-suite.sh          # runs per goal, the median run counts (default 5)
 #   KEEP=dir scripts/bench-suite.sh        # keep every run's JSON and CSV in dir
 #
 # Exit status: 0 every goal met, 1 a goal missed, 2 usage/setup error, 3 a run failed.
@@ -93,7 +93,7 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }' && echo 1 || echo 0; }
 
 # repeat GOAL_FN: runs a measurement $runs times and keeps the median run (by its ratio or
 # value), so one burst of load from other processes does not decide a goal.
-runs="${RUNS:-3}"
+runs="${RUNS:-5}"
 median_of() { # lines "value|text" -> the text of the median value
   sort -t'|' -k1,1g | awk -F'|' '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
 }
