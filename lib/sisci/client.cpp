@@ -422,12 +422,15 @@ void Runtime::on_event(std::uint32_t node, const json& ev) {
 void Runtime::on_node_lost(std::uint32_t node) {
     std::lock_guard reg(m_reg_mutex);
     // Waiters on this node's interrupts block in read(): wake them; they see the loss.
-    for (auto* i : m_lints) {
-        if (i->conn->node() == node) {
-            std::uint64_t one = 1;
-            [[maybe_unused]] auto n = ::write(i->efd.get(), &one, sizeof(one));
+    auto wake = [node](const auto& interrupts) {
+        for (auto* i : interrupts) {
+            if (i->conn->node() == node) {
+                signal_efd(i->efd.get());
+            }
         }
-    }
+    };
+    wake(m_lints);
+    wake(m_ldints);
     for (auto* s : m_remote) {
         if (s->node == node && !s->lost.exchange(true) && !s->disconnected.load()) {
             deliver_remote(s, {SCI_CB_LOST, node, SCI_ERR_NODE_NOT_RESPONDING});
@@ -466,6 +469,14 @@ void Runtime::add(sci_remote_interrupt_t i) {
 void Runtime::remove(sci_remote_interrupt_t i) {
     std::lock_guard l(m_reg_mutex);
     m_rints.erase(i);
+}
+void Runtime::add(sci_local_data_interrupt_t i) {
+    std::lock_guard l(m_reg_mutex);
+    m_ldints.insert(i);
+}
+void Runtime::remove(sci_local_data_interrupt_t i) {
+    std::lock_guard l(m_reg_mutex);
+    m_ldints.erase(i);
 }
 void Runtime::add(sci_remote_data_interrupt_t i) {
     std::lock_guard l(m_reg_mutex);

@@ -210,7 +210,7 @@ struct sci_local_data_interrupt {
     dis::wire::Fd ring_fd;
     dis::wire::Mapping ring_map;
     dis::wire::DataRing* ring = nullptr;
-    dis::wire::Fd stop_efd;
+    std::atomic<bool> stopping{false}; // as in sci_local_interrupt
     sci_cb_data_interrupt_t callback = nullptr;
     void* callback_arg = nullptr;
     std::thread cb_thread;
@@ -258,6 +258,8 @@ public:
     void remove(sci_local_interrupt_t i);
     void add(sci_remote_interrupt_t i);
     void remove(sci_remote_interrupt_t i);
+    void add(sci_local_data_interrupt_t i);
+    void remove(sci_local_data_interrupt_t i);
     void add(sci_remote_data_interrupt_t i);
     void remove(sci_remote_data_interrupt_t i);
 
@@ -279,6 +281,7 @@ private:
     std::set<sci_local_segment_t> m_local;
     std::set<sci_remote_segment_t> m_remote;
     std::set<sci_local_interrupt_t> m_lints;
+    std::set<sci_local_data_interrupt_t> m_ldints;
     std::set<sci_remote_interrupt_t> m_rints;
     std::set<sci_remote_data_interrupt_t> m_rdints;
 

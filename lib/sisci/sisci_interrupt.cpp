@@ -88,10 +88,10 @@ bool ring_take(wire::DataRing* ring, void* data, unsigned int* size, sci_error_t
     return true;
 }
 
-// Waits for one trigger. The eventfd is blocking in the owner, so an infinite wait is one
-// read() like a raw eventfd wake-up; removal and node loss write the same eventfd after
-// setting their flag, which the woken waiter checks.
-sci_error_t wait_interrupt(sci_local_interrupt_t irq, unsigned int timeout_ms) {
+// Waits for one trigger of an interrupt or a data interrupt. The eventfd is blocking in the
+// owner, so an infinite wait is one read() like a raw eventfd wake-up; removal and node loss
+// write the same eventfd after setting their flag, which the woken waiter checks.
+template <class Handle> sci_error_t wait_interrupt(Handle* irq, unsigned int timeout_ms) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
         if (irq->stopping.load()) {
@@ -146,8 +146,7 @@ void interrupt_callback_loop(sci_local_interrupt_t irq) {
 void data_callback_loop(sci_local_data_interrupt_t irq) {
     std::vector<unsigned char> buf(wire::k_data_slot_bytes);
     for (;;) {
-        sci_error_t err = wait_efd(irq->efd.get(), irq->stop_efd.get(), irq->conn->lost_fd(),
-                                   SCI_INFINITE_TIMEOUT);
+        sci_error_t err = wait_interrupt(irq, SCI_INFINITE_TIMEOUT);
         if (err == SCI_ERR_CANCELLED) {
             return;
         }
@@ -163,17 +162,9 @@ void data_callback_loop(sci_local_data_interrupt_t irq) {
     }
 }
 
-void wake_for_stop(sci_local_interrupt_t irq) {
+template <class Handle> void stop_callbacks(Handle* irq) {
     irq->stopping = true;
     signal_efd(irq->efd.get());
-}
-
-void wake_for_stop(sci_local_data_interrupt_t irq) {
-    signal_efd(irq->stop_efd.get());
-}
-
-template <class Handle> void stop_callbacks(Handle* irq) {
-    wake_for_stop(irq);
     if (irq->cb_thread.joinable()) {
         if (irq->cb_thread.get_id() == std::this_thread::get_id()) {
             irq->cb_thread.detach(); // removed from its own callback
@@ -405,9 +396,10 @@ SCI_API void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* i
     irq->conn = rt->home(*error);
     irq->no = r.body.value("interrupt_no", 0u);
     irq->efd = take_fd(r, 0);
+    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
+    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
     irq->ring_fd = take_fd(r, 1);
     irq->ring_map = wire::map_shared(irq->ring_fd.get(), sizeof(wire::DataRing));
-    irq->stop_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (irq->ring_map.get() == nullptr) {
         irq->conn->call({{"op", "int_remove"}, {"interrupt_no", irq->no}, {"data", true}});
         set(error, SCI_ERR_NOSPC);
@@ -416,6 +408,7 @@ SCI_API void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* i
     irq->ring = static_cast<wire::DataRing*>(irq->ring_map.get());
     *interruptNo = irq->no;
     sci_local_data_interrupt_t raw = irq.release();
+    rt->add(raw);
     if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
         raw->callback = callback;
         raw->callback_arg = callbackArg;
@@ -437,6 +430,9 @@ SCI_API void SCIRemoveDataInterrupt(sci_local_data_interrupt_t interrupt, unsign
         return;
     }
     stop_callbacks(interrupt);
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
     if (!interrupt->conn->lost()) {
         interrupt->conn->call(
             {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", true}});
@@ -465,8 +461,7 @@ SCI_API void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void*
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
     for (;;) {
-        sci_error_t err = wait_efd(interrupt->efd.get(), interrupt->stop_efd.get(),
-                                   interrupt->conn->lost_fd(), timeout);
+        sci_error_t err = wait_interrupt(interrupt, timeout);
         if (err != SCI_ERR_OK) {
             set(error, err);
             return;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 using namespace dis::test;
 using Clock = std::chrono::steady_clock;
@@ -160,11 +161,50 @@ TEST_CASE("waiters on a node whose daemon dies wake up with an error", "[fabric]
         SCIWaitForInterrupt(irq, SCI_INFINITE_TIMEOUT, 0, &e);
         return e == SCI_ERR_NODE_NOT_RESPONDING ? 0 : 2;
     });
+    // A data interrupt waited for without a timeout, and one with a callback.
+    Gate data_waiting;
+    pid_t data_waiter = spawn_node_process(fabric, 4, [&](sci_desc_t sd) {
+        sci_error_t e;
+        struct Seen {
+            std::atomic<int> status{-1};
+        } seen;
+        sci_local_data_interrupt_t with_cb;
+        unsigned cb_no = 0;
+        SCICreateDataInterrupt(
+            sd, &with_cb, 0, &cb_no,
+            [](void* arg, sci_local_data_interrupt_t, void*, unsigned int, sci_error_t status) {
+                static_cast<Seen*>(arg)->status.store(static_cast<int>(status));
+                return SCI_CALLBACK_CANCEL;
+            },
+            &seen, SCI_FLAG_USE_CALLBACK, &e);
+        if (e != SCI_ERR_OK) {
+            return 1;
+        }
+        sci_local_data_interrupt_t irq;
+        unsigned no = 0;
+        SCICreateDataInterrupt(sd, &irq, 0, &no, nullptr, nullptr, 0, &e);
+        if (e != SCI_ERR_OK) {
+            return 1;
+        }
+        data_waiting.open();
+        std::vector<unsigned char> buf(64);
+        unsigned int len = static_cast<unsigned int>(buf.size());
+        SCIWaitForDataInterrupt(irq, buf.data(), &len, SCI_INFINITE_TIMEOUT, 0, &e);
+        if (e != SCI_ERR_NODE_NOT_RESPONDING) {
+            return 2;
+        }
+        for (int i = 0; i < 500 && seen.status.load() < 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        return seen.status.load() == SCI_ERR_NODE_NOT_RESPONDING ? 0 : 3;
+    });
     REQUIRE(waiting.wait(10000));
+    REQUIRE(data_waiting.wait(10000));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto t0 = Clock::now();
     fabric.signal(4, SIGKILL);
     CHECK(wait_child(waiter, 5000) == 0);
+    CHECK(wait_child(data_waiter, 5000) == 0);
     CHECK(Clock::now() - t0 < std::chrono::seconds(1));
 }
 
