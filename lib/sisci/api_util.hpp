@@ -52,10 +52,7 @@ inline bool valid_node_id(unsigned int id) {
     return id > 0 && id % 4 == 0 && id <= 0xFFFFFFF0u;
 }
 
-inline void signal_efd(int fd) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
-}
+using wire::signal_efd;
 
 inline wire::Fd take_fd(Reply& r, std::size_t i) {
     return i < r.fds.size() ? std::move(r.fds[i]) : wire::Fd();

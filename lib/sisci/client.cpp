@@ -19,11 +19,6 @@ Runtime* g_runtime = nullptr;
 
 constexpr auto k_call_timeout = std::chrono::seconds(10);
 
-void signal_efd(int fd) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
-}
-
 } // namespace
 
 // ---- EventQueue ----
@@ -60,9 +55,8 @@ std::shared_ptr<Conn> Conn::open(const std::string& fabric_dir, std::uint32_t no
         err = (errno == ENOENT) ? SCI_ERR_NO_SUCH_NODEID : SCI_ERR_NODE_NOT_RESPONDING;
         return nullptr;
     }
-    c->m_lost_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     c->m_stop_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!c->m_lost_efd.valid() || !c->m_stop_efd.valid()) {
+    if (!c->m_stop_efd.valid()) {
         err = SCI_ERR_NOSPC;
         return nullptr;
     }
@@ -82,7 +76,7 @@ std::shared_ptr<Conn> Conn::open(const std::string& fabric_dir, std::uint32_t no
 
 Conn::~Conn() {
     if (m_stop_efd.valid()) {
-        signal_efd(m_stop_efd.get());
+        wire::signal_efd(m_stop_efd.get());
     }
     if (m_reader.joinable()) {
         m_reader.join();
@@ -91,7 +85,6 @@ Conn::~Conn() {
 
 void Conn::mark_lost() {
     m_lost.store(true, std::memory_order_release);
-    signal_efd(m_lost_efd.get());
     { std::lock_guard lock(m_mutex); }
     m_cv.notify_all();
 }
@@ -425,7 +418,7 @@ void Runtime::on_node_lost(std::uint32_t node) {
     auto wake = [node](const auto& interrupts) {
         for (auto* i : interrupts) {
             if (i->conn->node() == node) {
-                signal_efd(i->efd.get());
+                wire::signal_efd(i->efd.get());
             }
         }
     };

@@ -55,7 +55,6 @@ public:
                                       std::uint32_t my_node, sci_error_t& err);
     Reply call(json req, const std::vector<int>& fds = {});
     bool lost() const { return m_lost.load(std::memory_order_acquire); }
-    int lost_fd() const { return m_lost_efd.get(); } // readable once the node is lost
     std::uint32_t node() const { return m_node; }
     int doorbell_fd() const { return m_doorbell.get(); }
 
@@ -66,7 +65,6 @@ private:
 
     std::uint32_t m_node = 0;
     wire::Fd m_sock;
-    wire::Fd m_lost_efd;
     wire::Fd m_stop_efd;
     wire::Fd m_doorbell;
     std::atomic<bool> m_lost{false};

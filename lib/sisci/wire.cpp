@@ -267,4 +267,9 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count) {
               nullptr, 0);
 }
 
+void signal_efd(int fd) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
+}
+
 } // namespace dis::wire

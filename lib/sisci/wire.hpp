@@ -132,6 +132,8 @@ private:
 // timeout.
 bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_us);
 void futex_wake(std::atomic<std::uint32_t>* word, int count = INT32_MAX);
+// Adds one to an eventfd (in semaphore mode: one wake-up).
+void signal_efd(int fd);
 
 // ---- Shared-memory layouts ----
 
