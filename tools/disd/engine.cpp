@@ -117,11 +117,10 @@ public:
     }
 
     // Called while the engine is busy (working or spinning for more): measures contention.
-    void busy() {
+    void busy(std::chrono::steady_clock::time_point now) {
         if (m_state >= 0) {
             return;
         }
-        auto now = std::chrono::steady_clock::now();
         if (m_window_delay < 0) {
             restart_window(now);
             return;
@@ -175,13 +174,13 @@ inline void cpu_relax() {
 #endif
 }
 
+} // namespace
+
 // Transfers from this size on are written with non-temporal stores, the way a hardware
 // engine's writes bypass the CPU caches: the data is for another node's CPU, and a copy this
 // long (a quarter of the last-level cache or more) would only evict that cache and pay for
 // reading every destination line before writing it. Measured on a 2-vCPU EPYC VM (32 MiB L3):
 // 8 MiB 14 vs 11 GB/s, 16 MiB 12 vs 9 GB/s; but 1 MiB 21 vs 34 GB/s, hence the threshold.
-} // namespace
-
 std::uint64_t default_streaming_bytes() {
     constexpr std::uint64_t fallback = 32u << 20;
     std::uint64_t llc = fallback;
@@ -347,10 +346,11 @@ void Daemon::engine_main() {
         }
         if (engine_pass(queues, placement.apart())) {
             last_work = std::chrono::steady_clock::now();
-            placement.busy();
+            placement.busy(last_work);
             continue;
         }
-        if (std::chrono::steady_clock::now() - last_work < k_spin_window) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_work < k_spin_window) {
             // Sharing the poster's CPU (or not placed), yield rather than pause, so that a
             // client polling for completion gets to run (on an idle CPU the yield returns at
             // once). Away from the poster there is nobody to yield to that we serve.
@@ -359,7 +359,7 @@ void Daemon::engine_main() {
             } else {
                 sched_yield();
             }
-            placement.busy();
+            placement.busy(now);
             continue;
         }
         // Going to sleep: announce it, then look once more so no post is missed. The
