@@ -107,6 +107,16 @@ void Daemon::start() {
     }
     m_socket_path = wire::socket_path(m_opts.fabric_dir, m_opts.node_id);
 
+    // Signals become readable events before the socket appears: whoever sees the socket may
+    // stop the daemon at once, and must get a clean shutdown, not the default action.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    m_signal = wire::Fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    ::signal(SIGPIPE, SIG_IGN);
+
     // A socket file that still accepts connections belongs to a live daemon.
     int probe = wire::connect_socket(m_socket_path);
     if (probe >= 0) {
@@ -139,14 +149,6 @@ void Daemon::start() {
         throw os_error("listen", errno);
     }
     m_listen = std::move(sock);
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    m_signal = wire::Fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-    ::signal(SIGPIPE, SIG_IGN);
 
     m_epoll = wire::Fd(::epoll_create1(EPOLL_CLOEXEC));
     for (int fd : {m_listen.get(), m_signal.get()}) {
