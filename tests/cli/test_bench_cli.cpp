@@ -340,6 +340,9 @@ TEST_CASE("bench rejects bad options with exit 2", "[bench][cli]") {
              {"dma-latency", "-r", "8", "--mode", "spin"},
              {"dma-bw", "-r", "8", "--sizes", "64", "--vector", "4", "-n", "2"},
              {"pio-bw"},
+             {"intr-latency", "-r", "8", "--cpu", "-2"},
+             {"intr-latency", "-r", "8", "--remote-cpu", "-2"},
+             {"intr-latency", "-r", "8", "--duration", "-1"},
          }) {
         auto r = fab.bench(args);
         INFO(args[0] << " " << (args.size() > 4 ? args[4] : ""));

@@ -8,6 +8,8 @@
 #include "dis/fabric_admin.hpp"
 #include "dis/sisci.hpp"
 
+#include <sched.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -18,6 +20,9 @@ namespace dis::cli {
 namespace {
 
 namespace bench = dis::bench;
+
+// A CPU to pin to. Negative values would silently mean "do not pin" (the default, -1).
+const CLI::Range k_cpu_number(0, CPU_SETSIZE - 1);
 
 struct BenchCliOptions {
     std::uint32_t remote_node = 0;
@@ -192,10 +197,11 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
                         "Unmeasured iterations first (default " + std::to_string(d.warmup) + ")");
         cmd->add_option("-d,--duration", opts->duration_s,
                         "Run each size this many seconds instead of --iterations")
-            ->check(CLI::NonNegativeNumber);
-        cmd->add_option("--cpu", opts->cpu, "Pin this process to a CPU");
+            ->check(CLI::Range(0.0, 86400.0));
+        cmd->add_option("--cpu", opts->cpu, "Pin this process to a CPU")->check(k_cpu_number);
         cmd->add_option("--remote-cpu", opts->remote_cpu,
-                        "Pin the started responder and the baseline's peer process to a CPU");
+                        "Pin the started responder and the baseline's peer process to a CPU")
+            ->check(k_cpu_number);
         cmd->add_flag("--baseline,!--no-baseline", opts->baseline,
                       "Measure the host yardstick at the same sizes (default: on with the "
                       "software fabric)");
@@ -226,7 +232,7 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
     serve->add_flag("--once", opts->once, "Exit after the first client finishes");
     serve->add_option("--idle-timeout", opts->idle_timeout_s,
                       "Exit after this many seconds without a client request (default: never)");
-    serve->add_option("--cpu", opts->cpu, "Pin the responder to a CPU");
+    serve->add_option("--cpu", opts->cpu, "Pin the responder to a CPU")->check(k_cpu_number);
     add_common_options(serve, *opts);
     serve->callback([opts] {
         select_fabric(*opts);
