@@ -33,5 +33,8 @@ echo
 echo "== Its topology (dis-tool topology)"
 "$tool" topology
 echo
+# Both sides of the ping-pong spin: with two CPUs, give each its own.
+pin=""
+[ "$(nproc)" -ge 2 ] && pin=" --cpu 0 --remote-cpu 1"
 echo "The fabric keeps running; try '$tool segment list' or"
-echo "'$tool bench pio-latency --remote-node 8', and stop it with '$tool fabric stop'."
+echo "'$tool bench pio-latency --remote-node 8$pin', and stop it with '$tool fabric stop'."
