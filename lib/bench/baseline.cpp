@@ -1,6 +1,7 @@
 // The yardsticks: the host's own path for each fabric test, measured with the same protocol.
 #include "dis/bench.hpp"
 #include "dis/error.hpp"
+#include "dis/unique_fd.hpp"
 
 #include "pingpong.hpp"
 #include "process.hpp"
@@ -36,21 +37,6 @@ public:
 private:
     void* m_addr;
     std::size_t m_size;
-};
-
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : m_fd(fd) {}
-    ~FileDescriptor() {
-        if (m_fd >= 0)
-            close(m_fd);
-    }
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
 };
 
 // The peer's report, written into shared memory before it exits.
@@ -157,8 +143,8 @@ Bandwidth baseline_memcpy(std::uint64_t size, std::uint64_t iterations, std::uin
 // value no ordinary wake-up carries, so a vanished peer is an error, not a hang. The timed
 // path stays a plain write and a blocking read.
 struct EventfdBaseline::Peer {
-    FileDescriptor ping{eventfd(0, EFD_CLOEXEC)};
-    FileDescriptor pong{eventfd(0, EFD_CLOEXEC)};
+    UniqueFd ping{eventfd(0, EFD_CLOEXEC)};
+    UniqueFd pong{eventfd(0, EFD_CLOEXEC)};
     SharedMemory shm{4096};
     PeerReport* report = nullptr;
     pid_t pid = -1;

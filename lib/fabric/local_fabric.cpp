@@ -2,6 +2,7 @@
 
 #include "dis/error.hpp"
 #include "dis/fabric_config.hpp"
+#include "dis/unique_fd.hpp"
 #include "dis/sisci.hpp"
 
 #include <nlohmann/json.hpp>
@@ -29,22 +30,6 @@ namespace {
 
 constexpr unsigned k_max_local_nodes = 64;
 constexpr auto k_poll_interval = std::chrono::milliseconds(20);
-
-// An fd closed on scope exit.
-class Fd {
-public:
-    explicit Fd(int fd = -1) : m_fd(fd) {}
-    ~Fd() {
-        if (m_fd >= 0)
-            ::close(m_fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
-};
 
 std::string record_path(const std::string& fabric_dir) {
     return (fs::path(fabric_dir) / k_local_fabric_record).string();
@@ -198,10 +183,10 @@ pid_t spawn_disd(const StartOptions& options, std::uint32_t node_id, const std::
     // Everything the child needs is prepared before fork: after it, only async-signal-safe
     // calls. The daemon must not inherit our stdout, or a caller reading it to EOF would wait
     // for the daemon's exit.
-    Fd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     if (log_fd.get() < 0)
         throw os_error("opening " + log, errno);
-    Fd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (null_fd.get() < 0)
         throw os_error("opening /dev/null", errno);
 

@@ -7,6 +7,7 @@
 
 #include "dis/error.hpp"
 #include "dis/pci.hpp"
+#include "dis/unique_fd.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -81,24 +82,9 @@ std::optional<Bdf> parse_header(std::string_view line, bool& bad) {
     return bdf;
 }
 
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : m_fd(fd) {}
-    ~FileDescriptor() {
-        if (m_fd >= 0)
-            ::close(m_fd);
-    }
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
-};
-
 std::string read_all(const std::string& path) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer; it is rejected below.
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0)
         throw os_error("cannot open dump '" + path + "'", errno);
     struct stat st {};

@@ -17,13 +17,6 @@
 
 namespace dis::wire {
 
-void Fd::reset(int fd) {
-    if (m_fd >= 0) {
-        ::close(m_fd);
-    }
-    m_fd = fd;
-}
-
 void Mapping::reset() {
     if (m_addr != nullptr) {
         ::munmap(m_addr, m_size);

@@ -4,6 +4,8 @@
 // admin client. Also the shared-memory layouts that bypass the socket on hot paths.
 #pragma once
 
+#include "dis/unique_fd.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -26,29 +28,8 @@ inline constexpr std::size_t k_max_fds = 4;             // descriptors per messa
 inline constexpr int k_reply_ok = 0x000;     // SCI_ERR_OK
 inline constexpr int k_reply_access = 0x921; // SCI_ERR_ACCESS
 
-// An owned file descriptor.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd() { reset(); }
-    Fd(Fd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset(std::exchange(o.m_fd, -1));
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return m_fd; }
-    bool valid() const { return m_fd >= 0; }
-    int release() { return std::exchange(m_fd, -1); }
-    void reset(int fd = -1);
-
-private:
-    int m_fd = -1;
-};
+// An owned file descriptor (the project-wide RAII fd).
+using Fd = ::dis::UniqueFd;
 
 // An owned shared mapping.
 class Mapping {
