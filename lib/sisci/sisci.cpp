@@ -1,6 +1,7 @@
 // The SISCI API over the software fabric: argument checking, then the daemon or shared memory.
 #include "api_util.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -517,8 +518,11 @@ SCI_API void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segm
     }
     // The caller's memory becomes shared: copy it into a memfd and map that over the same
     // addresses, so the caller's pointer and every peer's mapping see one memory.
-    wire::Fd fd(::memfd_create("dis-seg-registered", MFD_CLOEXEC));
-    if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    // Sealed against shrinking and growing before anyone else sees it: the daemon maps it, and
+    // a truncated memfd would fault (SIGBUS) in whoever touches the lost pages.
+    wire::Fd fd(::memfd_create("dis-seg-registered", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
+        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
         set(error, SCI_ERR_NOSPC);
         return;
     }
