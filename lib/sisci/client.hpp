@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace dis::sisci {
@@ -177,55 +178,53 @@ struct sci_dma_queue {
     std::thread cb_thread;
 };
 
-struct sci_local_interrupt {
-    dis::sisci::Magic magic = dis::sisci::Magic::local_interrupt;
+namespace dis::sisci {
+
+// What a data interrupt adds to a plain one: the shared ring that carries the payloads.
+struct NoRing {};
+struct PayloadRing {
+    wire::Fd ring_fd;
+    wire::Mapping ring_map;
+    wire::DataRing* ring = nullptr;
+};
+
+// An interrupt this process owns (it waits or gets callbacks); Data: a data interrupt.
+template <bool Data> struct LocalInterrupt : std::conditional_t<Data, PayloadRing, NoRing> {
+    static constexpr bool k_data = Data;
+    static constexpr Magic k_magic = Data ? Magic::local_data_interrupt : Magic::local_interrupt;
+    using Callback = std::conditional_t<Data, sci_cb_data_interrupt_t, sci_cb_interrupt_t>;
+
+    Magic magic = k_magic;
     sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
+    std::shared_ptr<Conn> conn;
     unsigned int no = 0;
-    dis::wire::Fd efd;
+    wire::Fd efd;
     std::atomic<bool> stopping{false}; // set before the wake-up that ends waits on removal
-    sci_cb_interrupt_t callback = nullptr;
+    Callback callback = nullptr;
     void* callback_arg = nullptr;
     std::thread cb_thread;
 };
 
-struct sci_remote_interrupt {
-    dis::sisci::Magic magic = dis::sisci::Magic::remote_interrupt;
+// An interrupt of another process (usually another node's) that this process triggers.
+template <bool Data> struct RemoteInterrupt : std::conditional_t<Data, PayloadRing, NoRing> {
+    static constexpr bool k_data = Data;
+    static constexpr Magic k_magic = Data ? Magic::remote_data_interrupt : Magic::remote_interrupt;
+
+    Magic magic = k_magic;
     sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
+    std::shared_ptr<Conn> conn;
     unsigned int node = 0;
     unsigned int no = 0;
-    dis::wire::Fd efd;
+    wire::Fd efd;
     std::atomic<bool> gone{false};
 };
 
-struct sci_local_data_interrupt {
-    dis::sisci::Magic magic = dis::sisci::Magic::local_data_interrupt;
-    sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
-    unsigned int no = 0;
-    dis::wire::Fd efd;
-    dis::wire::Fd ring_fd;
-    dis::wire::Mapping ring_map;
-    dis::wire::DataRing* ring = nullptr;
-    std::atomic<bool> stopping{false}; // as in sci_local_interrupt
-    sci_cb_data_interrupt_t callback = nullptr;
-    void* callback_arg = nullptr;
-    std::thread cb_thread;
-};
+} // namespace dis::sisci
 
-struct sci_remote_data_interrupt {
-    dis::sisci::Magic magic = dis::sisci::Magic::remote_data_interrupt;
-    sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
-    unsigned int node = 0;
-    unsigned int no = 0;
-    dis::wire::Fd efd;
-    dis::wire::Fd ring_fd;
-    dis::wire::Mapping ring_map;
-    dis::wire::DataRing* ring = nullptr;
-    std::atomic<bool> gone{false};
-};
+struct sci_local_interrupt : dis::sisci::LocalInterrupt<false> {};
+struct sci_local_data_interrupt : dis::sisci::LocalInterrupt<true> {};
+struct sci_remote_interrupt : dis::sisci::RemoteInterrupt<false> {};
+struct sci_remote_data_interrupt : dis::sisci::RemoteInterrupt<true> {};
 
 namespace dis::sisci {
 

@@ -164,41 +164,27 @@ sci_error_t remote_region(sci_dma_queue_t dq, sci_remote_segment_t s, std::uint3
 void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
           const dis_dma_vec_t* vec, size_t n, sci_cb_dma_t callback, void* arg, unsigned int flags,
           sci_error_t* error) {
-    if (!valid(dq, Magic::dma_queue) || !valid(l, Magic::local_segment) ||
-        !valid(r, Magic::remote_segment) || vec == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, k_dma_flags) ||
-        ((flags & SCI_FLAG_USE_CALLBACK) != 0 && callback == nullptr)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (n == 0 || n > dq->capacity) {
-        set(error, n == 0 ? SCI_ERR_ILLEGAL_PARAMETER : SCI_ERR_MAX_ENTRIES);
-        return;
-    }
-    if (r->lost.load() || dq->conn->lost()) {
-        set(error, SCI_ERR_NODE_NOT_RESPONDING);
-        return;
-    }
-    if (r->disconnected.load()) {
-        set(error, SCI_ERR_NOT_CONNECTED);
-        return;
-    }
-    if (!l->memfd.valid()) {
-        set(error, SCI_ERR_SEGMENT_NOT_PREPARED);
+    Check c(error);
+    if (!c.handle(dq, Magic::dma_queue)
+             .handle(l, Magic::local_segment)
+             .handle(r, Magic::remote_segment)
+             .param(vec != nullptr)
+             .flags(flags, k_dma_flags)
+             .that((flags & SCI_FLAG_USE_CALLBACK) == 0 || callback != nullptr,
+                   SCI_ERR_ILLEGAL_FLAG)
+             .param(n != 0) ||
+        !c.that(n <= dq->capacity, SCI_ERR_MAX_ENTRIES)
+             .that(!r->lost.load() && !dq->conn->lost(), SCI_ERR_NODE_NOT_RESPONDING)
+             .that(!r->disconnected.load(), SCI_ERR_NOT_CONNECTED)
+             .that(l->memfd.valid(), SCI_ERR_SEGMENT_NOT_PREPARED)) {
         return;
     }
     for (size_t i = 0; i < n; ++i) {
         const auto& v = vec[i];
-        if (v.size == 0) {
-            set(error, SCI_ERR_ILLEGAL_PARAMETER);
-            return;
-        }
-        if (v.local_offset > l->size || v.size > l->size - v.local_offset ||
-            v.remote_offset > r->size || v.size > r->size - v.remote_offset) {
-            set(error, SCI_ERR_OUT_OF_RANGE);
+        if (!c.param(v.size != 0)
+                 .that(v.local_offset <= l->size && v.size <= l->size - v.local_offset &&
+                           v.remote_offset <= r->size && v.size <= r->size - v.remote_offset,
+                       SCI_ERR_OUT_OF_RANGE)) {
             return;
         }
     }
@@ -273,41 +259,22 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
 
 SCI_API void SCICreateDMAQueue(sci_desc_t sd, sci_dma_queue_t* dq, unsigned int localAdapterNo,
                                unsigned int maxEntries, unsigned int flags, sci_error_t* error) {
-    Runtime* rt = runtime(error);
-    if (rt == nullptr) {
+    Check c(error);
+    if (!c.runtime()
+             .handle(sd, Magic::desc)
+             .param(dq != nullptr && maxEntries != 0)
+             .flags(flags, 0)
+             .adapter(localAdapterNo)
+             .that(maxEntries <= 4096, SCI_ERR_MAX_ENTRIES)
+             .home() ||
+        !c.that(c.home_conn()->doorbell_fd() >= 0, SCI_ERR_DMA_NOT_AVAILABLE)) {
         return;
     }
-    if (!valid(sd, Magic::desc) || dq == nullptr || maxEntries == 0) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (localAdapterNo != 0) {
-        set(error, SCI_ERR_NO_SUCH_ADAPTERNO);
-        return;
-    }
-    if (maxEntries > 4096) {
-        set(error, SCI_ERR_MAX_ENTRIES);
-        return;
-    }
-    sci_error_t err;
-    auto home = rt->home(err);
-    if (!home) {
-        set(error, err);
-        return;
-    }
-    if (home->doorbell_fd() < 0) {
-        set(error, SCI_ERR_DMA_NOT_AVAILABLE);
-        return;
-    }
+    const std::shared_ptr<Conn>& home = c.home_conn();
     // At least 16 slots so short vectors can be queued back to back.
     std::uint32_t capacity = std::max(maxEntries, 16u);
     Reply r = home->call({{"op", "dma_queue_create"}, {"capacity", capacity}});
-    if (r.err != SCI_ERR_OK) {
-        set(error, r.err);
+    if (!c.status(r.err)) {
         return;
     }
     auto q = std::make_unique<sci_dma_queue>();
@@ -325,22 +292,13 @@ SCI_API void SCICreateDMAQueue(sci_desc_t sd, sci_dma_queue_t* dq, unsigned int 
     }
     q->q = static_cast<wire::DmaQueueShared*>(q->shm.get());
     q->doorbell = static_cast<wire::DmaDoorbell*>(q->doorbell_map.get());
-    ++sd->objects;
-    *dq = q.release();
-    set(error, SCI_ERR_OK);
+    hand_out(q.release(), dq, error);
 }
 
 SCI_API void SCIRemoveDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error_t* error) {
-    if (!valid(dq, Magic::dma_queue)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (dq->q->completed.load() != dq->posted && !dq->conn->lost()) {
-        set(error, SCI_ERR_BUSY);
+    Check c(error);
+    if (!c.handle(dq, Magic::dma_queue).flags(flags, 0) ||
+        !c.that(dq->q->completed.load() == dq->posted || dq->conn->lost(), SCI_ERR_BUSY)) {
         return;
     }
     {
@@ -354,9 +312,7 @@ SCI_API void SCIRemoveDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error
     if (!dq->conn->lost()) {
         dq->conn->call({{"op", "dma_queue_remove"}, {"queue_id", dq->id}});
     }
-    --dq->sd->objects;
-    dq->magic = Magic::dead;
-    delete dq;
+    destroy(dq);
     set(error, SCI_ERR_OK);
 }
 
@@ -404,12 +360,7 @@ SCI_API sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq) {
 
 SCI_API sci_dma_queue_state_t SCIWaitForDMAQueue(sci_dma_queue_t dq, unsigned int timeout,
                                                  unsigned int flags, sci_error_t* error) {
-    if (!valid(dq, Magic::dma_queue)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return SCI_DMAQUEUE_ERROR;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
+    if (!Check(error).handle(dq, Magic::dma_queue).flags(flags, 0)) {
         return SCI_DMAQUEUE_ERROR;
     }
     sci_error_t err = wait_completed(dq, dq->posted, timeout);
@@ -428,12 +379,7 @@ SCI_API sci_dma_queue_state_t SCIWaitForDMAQueue(sci_dma_queue_t dq, unsigned in
 }
 
 SCI_API void SCIAbortDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error_t* error) {
-    if (!valid(dq, Magic::dma_queue)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
+    if (!Check(error).handle(dq, Magic::dma_queue).flags(flags, 0)) {
         return;
     }
     dq->q->abort.store(1, std::memory_order_seq_cst);

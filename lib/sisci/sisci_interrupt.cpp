@@ -1,6 +1,7 @@
 // Interrupts: the owner daemon hands out one eventfd (semaphore mode) per interrupt; the
 // connector writes it directly, so triggering needs no daemon round trip. Data interrupts add
-// a shared multi-producer ring for the payload.
+// a shared multi-producer ring for the payload. Plain and data interrupts share one
+// implementation (the templates below), told apart by Handle::k_data.
 #include "api_util.hpp"
 
 #include <fcntl.h>
@@ -14,44 +15,12 @@ namespace {
 constexpr unsigned k_create_flags =
     SCI_FLAG_FIXED_INTNO | SCI_FLAG_USE_CALLBACK | SCI_FLAG_SHARED_INT | SCI_FLAG_DIS_SHARED_ACCESS;
 
-template <class Handle>
-bool create_common(sci_desc_t sd, unsigned int adapter, unsigned int* no, unsigned int flags,
-                   bool data, Runtime*& rt, Reply& r, sci_error_t* error) {
-    rt = runtime(error);
-    if (rt == nullptr) {
-        return false;
-    }
-    if (!valid(sd, Magic::desc) || no == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return false;
-    }
-    if (!flags_ok(flags, k_create_flags)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return false;
-    }
-    if (adapter != 0) {
-        set(error, SCI_ERR_NO_SUCH_ADAPTERNO);
-        return false;
-    }
-    sci_error_t err;
-    auto home = rt->home(err);
-    if (!home) {
-        set(error, err);
-        return false;
-    }
-    json req{{"op", "int_create"},
-             {"data", data},
-             {"fixed", (flags & SCI_FLAG_FIXED_INTNO) != 0},
-             {"shared_access", (flags & SCI_FLAG_DIS_SHARED_ACCESS) != 0}};
-    if ((flags & SCI_FLAG_FIXED_INTNO) != 0) {
-        req["interrupt_no"] = *no;
-    }
-    r = home->call(req);
-    if (r.err != SCI_ERR_OK) {
-        set(error, r.err);
-        return false;
-    }
-    return true;
+// Maps the payload ring the daemon sent with a data interrupt; false when it cannot.
+bool map_ring(dis::sisci::PayloadRing& h, wire::Fd fd) {
+    h.ring_fd = std::move(fd);
+    h.ring_map = wire::map_shared(h.ring_fd.get(), sizeof(wire::DataRing));
+    h.ring = static_cast<wire::DataRing*>(h.ring_map.get());
+    return h.ring != nullptr;
 }
 
 // Takes the next payload from a data ring if one is complete. Returns false when empty.
@@ -130,7 +99,7 @@ template <class Handle> sci_error_t wait_interrupt(Handle* irq, unsigned int tim
     }
 }
 
-void interrupt_callback_loop(sci_local_interrupt_t irq) {
+void callback_loop(sci_local_interrupt_t irq) {
     for (;;) {
         sci_error_t err = wait_interrupt(irq, SCI_INFINITE_TIMEOUT);
         if (err == SCI_ERR_CANCELLED) {
@@ -143,7 +112,7 @@ void interrupt_callback_loop(sci_local_interrupt_t irq) {
     }
 }
 
-void data_callback_loop(sci_local_data_interrupt_t irq) {
+void callback_loop(sci_local_data_interrupt_t irq) {
     std::vector<unsigned char> buf(wire::k_data_slot_bytes);
     for (;;) {
         sci_error_t err = wait_interrupt(irq, SCI_INFINITE_TIMEOUT);
@@ -174,36 +143,96 @@ template <class Handle> void stop_callbacks(Handle* irq) {
     }
 }
 
-template <class Remote>
-bool connect_common(sci_desc_t sd, unsigned int node, unsigned int adapter, unsigned int no,
-                    unsigned int timeout, unsigned int flags, bool data, Runtime*& rt,
-                    std::shared_ptr<Conn>& conn, Reply& r, sci_error_t* error) {
-    rt = runtime(error);
-    if (rt == nullptr) {
-        return false;
+template <class Handle>
+void create_interrupt(sci_desc_t sd, Handle** interrupt, unsigned int adapter, unsigned int* no,
+                      typename Handle::Callback callback, void* callback_arg, unsigned int flags,
+                      sci_error_t* error) {
+    const bool use_callback = (flags & SCI_FLAG_USE_CALLBACK) != 0;
+    Check c(error);
+    if (!c.param(interrupt != nullptr)
+             .param(!use_callback || callback != nullptr)
+             .runtime()
+             .handle(sd, Magic::desc)
+             .param(no != nullptr)
+             .flags(flags, k_create_flags)
+             .adapter(adapter)
+             .home()) {
+        return;
     }
-    if (!valid(sd, Magic::desc)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return false;
+    json req{{"op", "int_create"},
+             {"data", Handle::k_data},
+             {"fixed", (flags & SCI_FLAG_FIXED_INTNO) != 0},
+             {"shared_access", (flags & SCI_FLAG_DIS_SHARED_ACCESS) != 0}};
+    if ((flags & SCI_FLAG_FIXED_INTNO) != 0) {
+        req["interrupt_no"] = *no;
     }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return false;
+    Reply r = c.home_conn()->call(req);
+    if (!c.status(r.err)) {
+        return;
     }
-    if (adapter != 0) {
-        set(error, SCI_ERR_NO_SUCH_ADAPTERNO);
-        return false;
+    auto irq = std::make_unique<Handle>();
+    irq->sd = sd;
+    irq->conn = c.home_conn();
+    irq->no = r.body.value("interrupt_no", 0u);
+    irq->efd = take_fd(r, 0);
+    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
+    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
+    if constexpr (Handle::k_data) {
+        if (!map_ring(*irq, take_fd(r, 1))) {
+            irq->conn->call({{"op", "int_remove"}, {"interrupt_no", irq->no}, {"data", true}});
+            set(error, SCI_ERR_NOSPC);
+            return;
+        }
     }
-    if (!valid_node_id(node)) {
-        set(error, SCI_ERR_ILLEGAL_NODEID);
-        return false;
+    *no = irq->no;
+    Handle* raw = irq.release();
+    c.rt()->add(raw);
+    if (use_callback) {
+        raw->callback = callback;
+        raw->callback_arg = callback_arg;
+        raw->cb_thread = std::thread([raw] { callback_loop(raw); });
+    }
+    hand_out(raw, interrupt, error);
+}
+
+template <class Handle>
+void remove_interrupt(Handle* interrupt, unsigned int flags, sci_error_t* error) {
+    if (!Check(error).handle(interrupt, Handle::k_magic).flags(flags, 0)) {
+        return;
+    }
+    stop_callbacks(interrupt);
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", Handle::k_data}});
+    }
+    destroy(interrupt);
+    set(error, SCI_ERR_OK);
+}
+
+template <class Handle>
+void connect_interrupt(sci_desc_t sd, Handle** interrupt, unsigned int node, unsigned int adapter,
+                       unsigned int no, unsigned int timeout, unsigned int flags,
+                       sci_error_t* error) {
+    Check c(error);
+    if (!c.param(interrupt != nullptr)
+             .runtime()
+             .handle(sd, Magic::desc)
+             .flags(flags, 0)
+             .adapter(adapter)
+             .node(node)) {
+        return;
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    std::shared_ptr<Conn> conn;
+    Reply r;
     sci_error_t err;
     for (;;) {
-        conn = rt->conn(node, err);
+        conn = c.rt()->conn(node, err);
         if (conn) {
-            r = conn->call({{"op", "int_connect"}, {"interrupt_no", no}, {"data", data}});
+            r = conn->call({{"op", "int_connect"}, {"interrupt_no", no}, {"data", Handle::k_data}});
             err = r.err;
         }
         if (err != SCI_ERR_NO_SUCH_INTNO || timeout == 0 ||
@@ -212,8 +241,52 @@ bool connect_common(sci_desc_t sd, unsigned int node, unsigned int adapter, unsi
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    set(error, err);
-    return err == SCI_ERR_OK;
+    if (!c.status(err)) {
+        return;
+    }
+    auto irq = std::make_unique<Handle>();
+    irq->sd = sd;
+    irq->conn = conn;
+    irq->node = node;
+    irq->no = no;
+    irq->efd = take_fd(r, 0);
+    if constexpr (Handle::k_data) {
+        if (!map_ring(*irq, take_fd(r, 1))) {
+            conn->call({{"op", "int_disconnect"}, {"interrupt_no", no}, {"data", true}});
+            set(error, SCI_ERR_NOSPC);
+            return;
+        }
+    }
+    c.rt()->add(irq.get());
+    hand_out(irq.release(), interrupt, error);
+}
+
+template <class Handle>
+void disconnect_interrupt(Handle* interrupt, unsigned int flags, sci_error_t* error) {
+    if (!Check(error).handle(interrupt, Handle::k_magic).flags(flags, 0)) {
+        return;
+    }
+    if (!interrupt->conn->lost()) {
+        interrupt->conn->call(
+            {{"op", "int_disconnect"}, {"interrupt_no", interrupt->no}, {"data", Handle::k_data}});
+    }
+    if (Runtime* rt = Runtime::get()) {
+        rt->remove(interrupt);
+    }
+    destroy(interrupt);
+    set(error, SCI_ERR_OK);
+}
+
+// A remote interrupt can be triggered while its node and its owner are there.
+template <class Handle> bool reachable(Check& c, Handle* interrupt) {
+    return static_cast<bool>(c.that(!interrupt->conn->lost(), SCI_ERR_NODE_NOT_RESPONDING)
+                                 .that(!interrupt->gone.load(), SCI_ERR_NOT_CONNECTED));
+}
+
+// Wakes the owner of an interrupt (one count on its eventfd).
+sci_error_t ring_bell(int efd) {
+    std::uint64_t one = 1;
+    return ::write(efd, &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK : SCI_ERR_SYSTEM;
 }
 
 } // namespace
@@ -224,75 +297,21 @@ SCI_API void SCICreateInterrupt(sci_desc_t sd, sci_local_interrupt_t* interrupt,
                                 unsigned int localAdapterNo, unsigned int* interruptNo,
                                 sci_cb_interrupt_t callback, void* callbackArg, unsigned int flags,
                                 sci_error_t* error) {
-    Runtime* rt = nullptr;
-    Reply r;
-    if (interrupt == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if ((flags & SCI_FLAG_USE_CALLBACK) != 0 && callback == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!create_common<sci_local_interrupt>(sd, localAdapterNo, interruptNo, flags, false, rt, r,
-                                            error)) {
-        return;
-    }
-    auto* irq = new sci_local_interrupt();
-    irq->sd = sd;
-    irq->conn = rt->home(*error);
-    irq->no = r.body.value("interrupt_no", 0u);
-    irq->efd = take_fd(r, 0);
-    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
-    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
-    *interruptNo = irq->no;
-    rt->add(irq);
-    if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
-        irq->callback = callback;
-        irq->callback_arg = callbackArg;
-        irq->cb_thread = std::thread(interrupt_callback_loop, irq);
-    }
-    ++sd->objects;
-    *interrupt = irq;
-    set(error, SCI_ERR_OK);
+    create_interrupt(sd, interrupt, localAdapterNo, interruptNo, callback, callbackArg, flags,
+                     error);
 }
 
 SCI_API void SCIRemoveInterrupt(sci_local_interrupt_t interrupt, unsigned int flags,
                                 sci_error_t* error) {
-    if (!valid(interrupt, Magic::local_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    stop_callbacks(interrupt);
-    if (Runtime* rt = Runtime::get()) {
-        rt->remove(interrupt);
-    }
-    if (!interrupt->conn->lost()) {
-        interrupt->conn->call(
-            {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", false}});
-    }
-    --interrupt->sd->objects;
-    interrupt->magic = Magic::dead;
-    delete interrupt;
-    set(error, SCI_ERR_OK);
+    remove_interrupt(interrupt, flags, error);
 }
 
 SCI_API void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int timeout,
                                  unsigned int flags, sci_error_t* error) {
-    if (!valid(interrupt, Magic::local_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (interrupt->callback != nullptr) {
-        set(error, SCI_ERR_ILLEGAL_OPERATION); // callbacks consume the interrupts
+    Check c(error);
+    // Callbacks consume the interrupts.
+    if (!c.handle(interrupt, Magic::local_interrupt).flags(flags, 0) ||
+        !c.that(interrupt->callback == nullptr, SCI_ERR_ILLEGAL_OPERATION)) {
         return;
     }
     set(error, wait_interrupt(interrupt, timeout));
@@ -302,73 +321,21 @@ SCI_API void SCIConnectInterrupt(sci_desc_t sd, sci_remote_interrupt_t* interrup
                                  unsigned int nodeId, unsigned int localAdapterNo,
                                  unsigned int interruptNo, unsigned int timeout, unsigned int flags,
                                  sci_error_t* error) {
-    Runtime* rt = nullptr;
-    std::shared_ptr<Conn> conn;
-    Reply r;
-    if (interrupt == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!connect_common<sci_remote_interrupt>(sd, nodeId, localAdapterNo, interruptNo, timeout,
-                                              flags, false, rt, conn, r, error)) {
-        return;
-    }
-    auto* irq = new sci_remote_interrupt();
-    irq->sd = sd;
-    irq->conn = conn;
-    irq->node = nodeId;
-    irq->no = interruptNo;
-    irq->efd = take_fd(r, 0);
-    ++sd->objects;
-    rt->add(irq);
-    *interrupt = irq;
-    set(error, SCI_ERR_OK);
+    connect_interrupt(sd, interrupt, nodeId, localAdapterNo, interruptNo, timeout, flags, error);
 }
 
 SCI_API void SCIDisconnectInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
                                     sci_error_t* error) {
-    if (!valid(interrupt, Magic::remote_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (!interrupt->conn->lost()) {
-        interrupt->conn->call(
-            {{"op", "int_disconnect"}, {"interrupt_no", interrupt->no}, {"data", false}});
-    }
-    if (Runtime* rt = Runtime::get()) {
-        rt->remove(interrupt);
-    }
-    --interrupt->sd->objects;
-    interrupt->magic = Magic::dead;
-    delete interrupt;
-    set(error, SCI_ERR_OK);
+    disconnect_interrupt(interrupt, flags, error);
 }
 
 SCI_API void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
                                  sci_error_t* error) {
-    if (!valid(interrupt, Magic::remote_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
+    Check c(error);
+    if (!c.handle(interrupt, Magic::remote_interrupt).flags(flags, 0) || !reachable(c, interrupt)) {
         return;
     }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (interrupt->conn->lost()) {
-        set(error, SCI_ERR_NODE_NOT_RESPONDING);
-        return;
-    }
-    if (interrupt->gone.load()) {
-        set(error, SCI_ERR_NOT_CONNECTED);
-        return;
-    }
-    std::uint64_t one = 1;
-    set(error, ::write(interrupt->efd.get(), &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK
-                                                                               : SCI_ERR_SYSTEM);
+    set(error, ring_bell(interrupt->efd.get()));
 }
 
 // =================================== data interrupts ===================================
@@ -377,86 +344,23 @@ SCI_API void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* i
                                     unsigned int localAdapterNo, unsigned int* interruptNo,
                                     sci_cb_data_interrupt_t callback, void* callbackArg,
                                     unsigned int flags, sci_error_t* error) {
-    Runtime* rt = nullptr;
-    Reply r;
-    if (interrupt == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if ((flags & SCI_FLAG_USE_CALLBACK) != 0 && callback == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!create_common<sci_local_data_interrupt>(sd, localAdapterNo, interruptNo, flags, true, rt,
-                                                 r, error)) {
-        return;
-    }
-    auto irq = std::make_unique<sci_local_data_interrupt>();
-    irq->sd = sd;
-    irq->conn = rt->home(*error);
-    irq->no = r.body.value("interrupt_no", 0u);
-    irq->efd = take_fd(r, 0);
-    // Only this process reads the eventfd: make it blocking (see wait_interrupt).
-    ::fcntl(irq->efd.get(), F_SETFL, ::fcntl(irq->efd.get(), F_GETFL) & ~O_NONBLOCK);
-    irq->ring_fd = take_fd(r, 1);
-    irq->ring_map = wire::map_shared(irq->ring_fd.get(), sizeof(wire::DataRing));
-    if (irq->ring_map.get() == nullptr) {
-        irq->conn->call({{"op", "int_remove"}, {"interrupt_no", irq->no}, {"data", true}});
-        set(error, SCI_ERR_NOSPC);
-        return;
-    }
-    irq->ring = static_cast<wire::DataRing*>(irq->ring_map.get());
-    *interruptNo = irq->no;
-    sci_local_data_interrupt_t raw = irq.release();
-    rt->add(raw);
-    if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {
-        raw->callback = callback;
-        raw->callback_arg = callbackArg;
-        raw->cb_thread = std::thread(data_callback_loop, raw);
-    }
-    ++sd->objects;
-    *interrupt = raw;
-    set(error, SCI_ERR_OK);
+    create_interrupt(sd, interrupt, localAdapterNo, interruptNo, callback, callbackArg, flags,
+                     error);
 }
 
 SCI_API void SCIRemoveDataInterrupt(sci_local_data_interrupt_t interrupt, unsigned int flags,
                                     sci_error_t* error) {
-    if (!valid(interrupt, Magic::local_data_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    stop_callbacks(interrupt);
-    if (Runtime* rt = Runtime::get()) {
-        rt->remove(interrupt);
-    }
-    if (!interrupt->conn->lost()) {
-        interrupt->conn->call(
-            {{"op", "int_remove"}, {"interrupt_no", interrupt->no}, {"data", true}});
-    }
-    --interrupt->sd->objects;
-    interrupt->magic = Magic::dead;
-    delete interrupt;
-    set(error, SCI_ERR_OK);
+    remove_interrupt(interrupt, flags, error);
 }
 
 SCI_API void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void* data,
                                      unsigned int* size, unsigned int timeout, unsigned int flags,
                                      sci_error_t* error) {
-    if (!valid(interrupt, Magic::local_data_interrupt) || size == nullptr ||
-        (data == nullptr && *size > 0)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (interrupt->callback != nullptr) {
-        set(error, SCI_ERR_ILLEGAL_OPERATION);
+    Check c(error);
+    if (!c.handle(interrupt, Magic::local_data_interrupt).param(size != nullptr) ||
+        !c.param(data != nullptr || *size == 0)
+             .flags(flags, 0)
+             .that(interrupt->callback == nullptr, SCI_ERR_ILLEGAL_OPERATION)) {
         return;
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
@@ -491,80 +395,22 @@ SCI_API void SCIConnectDataInterrupt(sci_desc_t sd, sci_remote_data_interrupt_t*
                                      unsigned int nodeId, unsigned int localAdapterNo,
                                      unsigned int interruptNo, unsigned int timeout,
                                      unsigned int flags, sci_error_t* error) {
-    Runtime* rt = nullptr;
-    std::shared_ptr<Conn> conn;
-    Reply r;
-    if (interrupt == nullptr) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!connect_common<sci_remote_data_interrupt>(sd, nodeId, localAdapterNo, interruptNo, timeout,
-                                                   flags, true, rt, conn, r, error)) {
-        return;
-    }
-    auto irq = std::make_unique<sci_remote_data_interrupt>();
-    irq->sd = sd;
-    irq->conn = conn;
-    irq->node = nodeId;
-    irq->no = interruptNo;
-    irq->efd = take_fd(r, 0);
-    irq->ring_fd = take_fd(r, 1);
-    irq->ring_map = wire::map_shared(irq->ring_fd.get(), sizeof(wire::DataRing));
-    if (irq->ring_map.get() == nullptr) {
-        conn->call({{"op", "int_disconnect"}, {"interrupt_no", interruptNo}, {"data", true}});
-        set(error, SCI_ERR_NOSPC);
-        return;
-    }
-    irq->ring = static_cast<wire::DataRing*>(irq->ring_map.get());
-    ++sd->objects;
-    rt->add(irq.get());
-    *interrupt = irq.release();
-    set(error, SCI_ERR_OK);
+    connect_interrupt(sd, interrupt, nodeId, localAdapterNo, interruptNo, timeout, flags, error);
 }
 
 SCI_API void SCIDisconnectDataInterrupt(sci_remote_data_interrupt_t interrupt, unsigned int flags,
                                         sci_error_t* error) {
-    if (!valid(interrupt, Magic::remote_data_interrupt)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (!interrupt->conn->lost()) {
-        interrupt->conn->call(
-            {{"op", "int_disconnect"}, {"interrupt_no", interrupt->no}, {"data", true}});
-    }
-    if (Runtime* rt = Runtime::get()) {
-        rt->remove(interrupt);
-    }
-    --interrupt->sd->objects;
-    interrupt->magic = Magic::dead;
-    delete interrupt;
-    set(error, SCI_ERR_OK);
+    disconnect_interrupt(interrupt, flags, error);
 }
 
 SCI_API void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data,
                                      unsigned int length, unsigned int flags, sci_error_t* error) {
-    if (!valid(interrupt, Magic::remote_data_interrupt) || (data == nullptr && length > 0)) {
-        set(error, SCI_ERR_ILLEGAL_PARAMETER);
-        return;
-    }
-    if (!flags_ok(flags, 0)) {
-        set(error, SCI_ERR_ILLEGAL_FLAG);
-        return;
-    }
-    if (length > SCI_MAX_DATA_INTERRUPT_SIZE) {
-        set(error, SCI_ERR_OUT_OF_RANGE);
-        return;
-    }
-    if (interrupt->conn->lost()) {
-        set(error, SCI_ERR_NODE_NOT_RESPONDING);
-        return;
-    }
-    if (interrupt->gone.load()) {
-        set(error, SCI_ERR_NOT_CONNECTED);
+    Check c(error);
+    if (!c.handle(interrupt, Magic::remote_data_interrupt)
+             .param(data != nullptr || length == 0)
+             .flags(flags, 0)
+             .that(length <= SCI_MAX_DATA_INTERRUPT_SIZE, SCI_ERR_OUT_OF_RANGE) ||
+        !reachable(c, interrupt)) {
         return;
     }
     wire::DataRing* ring = interrupt->ring;
@@ -592,7 +438,5 @@ SCI_API void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void
         std::memcpy(slot.data, data, length);
     }
     slot.ready.store(ticket + 1, std::memory_order_release);
-    std::uint64_t one = 1;
-    set(error, ::write(interrupt->efd.get(), &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK
-                                                                               : SCI_ERR_SYSTEM);
+    set(error, ring_bell(interrupt->efd.get()));
 }
