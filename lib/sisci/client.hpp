@@ -104,40 +104,40 @@ struct sci_desc {
     std::atomic<int> objects{0};
 };
 
-struct sci_local_segment {
-    dis::sisci::Magic magic = dis::sisci::Magic::local_segment;
+namespace dis::sisci {
+
+// What local and remote segment handles share: the memory, its maps and DMA region, and the
+// events (to the callback, or queued for SCIWaitFor*SegmentEvent).
+template <Magic M, class Callback> struct Segment {
+    static constexpr Magic k_magic = M;
+    Magic magic = M;
     sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
+    std::shared_ptr<Conn> conn;
     unsigned int id = 0;
     size_t size = 0;
-    dis::wire::Fd memfd;
-    bool attached = false; // SCIAttachLocalSegment: not the creator
-    bool empty = false;    // SCI_FLAG_EMPTY, no memory registered yet
+    wire::Fd memfd;
     std::atomic<int> maps{0};
     std::uint32_t dma_region = 0;
     std::mutex cb_mutex;
-    sci_cb_local_segment_t callback = nullptr;
+    Callback callback = nullptr;
     void* callback_arg = nullptr;
-    dis::sisci::EventQueue events;
+    EventQueue events;
 };
 
-struct sci_remote_segment {
-    dis::sisci::Magic magic = dis::sisci::Magic::remote_segment;
-    sci_desc_t sd = nullptr;
-    std::shared_ptr<dis::sisci::Conn> conn;
+} // namespace dis::sisci
+
+struct sci_local_segment
+    : dis::sisci::Segment<dis::sisci::Magic::local_segment, sci_cb_local_segment_t> {
+    bool attached = false; // SCIAttachLocalSegment: not the creator
+    bool empty = false;    // SCI_FLAG_EMPTY, no memory registered yet
+};
+
+struct sci_remote_segment
+    : dis::sisci::Segment<dis::sisci::Magic::remote_segment, sci_cb_remote_segment_t> {
     unsigned int node = 0; // the owner node (for broadcast: the node that holds it)
-    unsigned int id = 0;
-    size_t size = 0;
     bool broadcast = false;
-    dis::wire::Fd memfd;
     std::atomic<bool> lost{false};
     std::atomic<bool> disconnected{false};
-    std::atomic<int> maps{0};
-    std::uint32_t dma_region = 0;
-    std::mutex cb_mutex;
-    sci_cb_remote_segment_t callback = nullptr;
-    void* callback_arg = nullptr;
-    dis::sisci::EventQueue events;
 };
 
 struct sci_map {

@@ -21,6 +21,16 @@ void take_callback(Segment* s, unsigned int flags, Callback callback, void* arg)
     }
 }
 
+// The next queued event of a segment (one without a callback); false with *error set on bad
+// arguments or when none came within timeout_ms.
+template <class Handle>
+bool next_event(Handle* s, unsigned int timeout_ms, unsigned int flags, SegmentEvent& ev,
+                sci_error_t* error) {
+    Check c(error);
+    return c.handle(s, Handle::k_magic).flags(flags, 0) &&
+           c.that(s->events.pop(ev, timeout_ms), SCI_ERR_TIMEOUT);
+}
+
 // A new local segment handle on `conn` from a daemon's reply (memfd first).
 sci_local_segment_t new_local(sci_desc_t sd, const std::shared_ptr<Conn>& conn, unsigned int id,
                               size_t size, Reply& r) {
@@ -214,10 +224,8 @@ SCI_API void SCIAttachLocalSegment(sci_desc_t sd, sci_local_segment_t* segment,
 SCI_API sci_segment_cb_reason_t SCIWaitForLocalSegmentEvent(
     sci_local_segment_t segment, unsigned int* sourcenodeId, unsigned int* localAdapterNo,
     unsigned int timeout, unsigned int flags, sci_error_t* error) {
-    Check c(error);
     SegmentEvent ev{};
-    if (!c.handle(segment, Magic::local_segment).flags(flags, 0) ||
-        !c.that(segment->events.pop(ev, timeout), SCI_ERR_TIMEOUT)) {
+    if (!next_event(segment, timeout, flags, ev, error)) {
         return SCI_CB_NOT_OPERATIONAL;
     }
     if (sourcenodeId != nullptr) {
@@ -362,10 +370,8 @@ SCI_API sci_segment_cb_reason_t SCIWaitForRemoteSegmentEvent(sci_remote_segment_
                                                              unsigned int timeout,
                                                              unsigned int flags,
                                                              sci_error_t* error) {
-    Check c(error);
     SegmentEvent ev{};
-    if (!c.handle(segment, Magic::remote_segment).flags(flags, 0) ||
-        !c.that(segment->events.pop(ev, timeout), SCI_ERR_TIMEOUT)) {
+    if (!next_event(segment, timeout, flags, ev, error)) {
         return SCI_CB_NOT_OPERATIONAL;
     }
     if (status != nullptr) {
