@@ -267,7 +267,7 @@ nlohmann::json to_json(const Report& report) {
     doc["baseline"] = nlohmann::json::array();
     for (const auto& b : report.baseline)
         doc["baseline"].push_back(result_json(b, true));
-    doc["payload"] = payload_summary(report);
+    doc["payload_summary"] = payload_summary(report);
     return doc;
 }
 
