@@ -120,9 +120,12 @@ void print_text(std::ostream& out, const bench::Report& rep, bool csv) {
         out << "baseline: " << b.method;
         if (b.size)
             out << " " << bench::format_size(b.size);
-        out << " on this host (" << bench::to_string(b.wait) << ", " << b.rounds.size()
-            << " rounds " << b.schedule << "): median round " << fixed3(bench::median_round(b))
-            << ", best " << fixed3(bench::best_round(b)) << (b.latency ? " us" : " GB/s") << "\n";
+        out << " on this host (";
+        if (b.wait != bench::Wait::none)
+            out << bench::to_string(b.wait) << ", ";
+        out << b.rounds.size() << " rounds " << b.schedule << "): median round "
+            << fixed3(bench::median_round(b)) << ", best " << fixed3(bench::best_round(b))
+            << (b.latency ? " us" : " GB/s") << "\n";
     }
     if (!rep.baseline.empty())
         out << "RATIO is "
