@@ -9,10 +9,18 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using dis::test::run_tool;
@@ -36,6 +44,7 @@ public:
         } catch (...) {
         }
     }
+    const std::string& dir() const { return m_dir; }
     RunResult bench(std::vector<std::string> args) const {
         args.insert(args.begin(), "bench");
         args.insert(args.end(), {"-r", "8", "--fabric", m_dir});
@@ -104,6 +113,50 @@ void check_cpu(const json& r) {
     CHECK(r["cpu_local_s"].get<double>() >= 0);
     CHECK(r["cpu_remote_s"].get<double>() >= 0);
     CHECK_FALSE(r["cpu_remote"].get<std::string>().empty());
+}
+
+std::string read_proc(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The `bench serve` process started for the fabric in `dir` (by its environment), or -1.
+pid_t responder_of(const std::string& dir) {
+    pid_t found = -1;
+    DIR* proc = opendir("/proc");
+    if (!proc)
+        return found;
+    while (auto* e = readdir(proc)) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        const std::string base = std::string("/proc/") + e->d_name;
+        if (read_proc(base + "/cmdline").find(std::string("bench\0serve", 11)) == std::string::npos)
+            continue;
+        if (read_proc(base + "/environ").find("DIS_FABRIC=" + dir + '\0') != std::string::npos)
+            found = static_cast<pid_t>(pid);
+    }
+    closedir(proc);
+    return found;
+}
+
+// "Cpus_allowed_list" of a process's main thread, e.g. "1" or "0-1".
+std::string cpus_allowed(pid_t pid) {
+    const std::string status = read_proc("/proc/" + std::to_string(pid) + "/status");
+    const std::string key = "Cpus_allowed_list:";
+    auto at = status.find(key);
+    if (at == std::string::npos)
+        return "";
+    auto begin = status.find_first_not_of(" \t", at + key.size());
+    return status.substr(begin, status.find('\n', begin) - begin);
+}
+
+bool wait_for(const std::function<bool()>& done, int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
 }
 
 } // namespace
@@ -238,4 +291,51 @@ TEST_CASE("bench warns when the two sides cannot get CPUs of their own",
     REQUIRE_FALSE(doc.is_discarded());
     CHECK(doc["pinning"]["warning"].get<std::string>().find("share a CPU") != std::string::npos);
     CHECK(doc["pinning"]["default"] == false);
+}
+
+TEST_CASE("bench really runs the two sides on the CPUs it reports", "[bench][cli][pinning]") {
+    cpu_set_t mine;
+    REQUIRE(sched_getaffinity(0, sizeof mine, &mine) == 0);
+    if (CPU_COUNT(&mine) < 2) {
+        WARN("one CPU: nothing to pin apart (the warning is tested separately)");
+        return;
+    }
+    int first = -1, second = -1;
+    for (int c = 0; c < CPU_SETSIZE && second < 0; ++c)
+        if (CPU_ISSET(c, &mine))
+            (first < 0 ? first : second) = c;
+    Fabric fab;
+    const std::string dir = fab.dir();
+    std::vector<std::string> args = {DIS_TOOL_PATH, "bench", "intr-latency", "-r", "8",
+                                     "--fabric",    dir,     "--duration",   "30", "--no-baseline"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t client = fork();
+    REQUIRE(client >= 0);
+    if (client == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    pid_t responder = -1;
+    const bool started = wait_for(
+        [&] {
+            responder = responder_of(dir);
+            return responder > 0 && cpus_allowed(responder) == std::to_string(second);
+        },
+        10000);
+    const std::string client_cpus = cpus_allowed(client);
+    const std::string responder_cpus = responder > 0 ? cpus_allowed(responder) : "";
+    ::kill(client, SIGKILL);
+    int status = 0;
+    waitpid(client, &status, 0);
+    INFO("client " << client_cpus << ", responder " << responder_cpus);
+    CHECK(started);
+    CHECK(client_cpus == std::to_string(first));
+    CHECK(responder_cpus == std::to_string(second));
+    CHECK(wait_for([&] { return responder_of(dir) < 0; }, 3000));
 }
