@@ -24,7 +24,7 @@ _dis_tool() {
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
-        --cpu --remote-cpu --baseline --no-baseline --no-spawn --timeout -a --adapter --fabric
+        --cpu --remote-cpu --no-pin --baseline --no-baseline --no-spawn --timeout -a --adapter --fabric
         --local-node"
 
     # Values of options that take one.
@@ -42,7 +42,7 @@ _dis_tool() {
         return
         ;;
     -m | --mode)
-        COMPREPLY=($(compgen -W "wait poll callback" -- "$cur"))
+        COMPREPLY=($(compgen -W "wait sleep poll callback" -- "$cur"))
         return
         ;;
     -n | --nodes | --iterations | -w | --warmup | -d | --duration | --cpu | --remote-cpu | \

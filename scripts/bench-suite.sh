@@ -24,8 +24,9 @@ command -v jq >/dev/null || { echo "bench-suite: needs jq (apt-get install jq)" 
 scale="${SCALE:-1}"
 # The store ping-pong spins on both sides, so its two processes (and the baseline's) are pinned
 # to different CPUs, the way perftest users do with taskset. Tests that involve the node
-# daemon's DMA engine or sleeping waiters are left to the scheduler: pinning there only takes
-# a CPU away from the daemon or forces cross-CPU wake-ups.
+# daemon's DMA engine or sleeping waiters are left to the scheduler (--no-pin: bench would pin
+# them by default): pinning there only takes a CPU away from the daemon or forces cross-CPU
+# wake-ups.
 if [ -z "${PIN_PINGPONG+x}" ] && [ "$(nproc)" -ge 2 ]; then
   pin_pingpong="--cpu 0 --remote-cpu 1"
 else
@@ -55,7 +56,7 @@ dur() { awk -v n="$1" -v s="$scale" 'BEGIN { v = n * s; printf "%.3f", (v < 0.05
 run() {
   local name=$1; shift
   # shellcheck disable=SC2086
-  if ! "$tool" bench "$@" -r 8 --fabric "$fabric" --baseline $pin -o json >"$work/$name.json" \
+  if ! "$tool" bench "$@" -r 8 --fabric "$fabric" --baseline ${pin:---no-pin} -o json >"$work/$name.json" \
        2>"$work/$name.err"; then
     echo "bench-suite: '$name' failed: $(cat "$work/$name.err")" >&2
     exit 3

@@ -5,6 +5,7 @@
 
 #include "pingpong.hpp"
 #include "process.hpp"
+#include "rounds.hpp"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -55,6 +56,11 @@ constexpr auto k_baseline_timeout = std::chrono::milliseconds(10000);
 
 LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iterations,
                                      std::uint64_t warmup, int cpu) {
+    return compute_latency_stats(detail::store_pingpong_samples(size, iterations, warmup, cpu));
+}
+
+std::vector<double> detail::store_pingpong_samples(std::uint64_t size, std::uint64_t iterations,
+                                                   std::uint64_t warmup, int cpu) {
     const std::size_t window = detail::pingpong_window(size);
     // [report][to child window][to parent window]
     SharedMemory shm(4096 + 2 * window);
@@ -95,7 +101,7 @@ LatencyStats baseline_store_pingpong(std::uint64_t size, std::uint64_t iteration
         report->sent_sum != r.received_sum)
         throw Error(ErrorKind::check_failed,
                     "baseline store ping-pong payload mismatch at size " + std::to_string(size));
-    return compute_latency_stats(std::move(r.samples_us));
+    return std::move(r.samples_us);
 }
 
 MemcpyBaseline::MemcpyBaseline(std::uint64_t size)

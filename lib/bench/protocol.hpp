@@ -21,7 +21,7 @@ constexpr unsigned int k_control_segment_id = 0xD15B0001;
 constexpr unsigned int k_data_segment_id = 0xD15B0002;
 constexpr unsigned int k_client_segment_base = 0xD15C0000; // | (client pid & 0xffff)
 constexpr std::uint64_t k_magic = 0x31484342'53494430ull;  // "0DISBCH1"
-constexpr std::uint64_t k_protocol_version = 1;
+constexpr std::uint64_t k_protocol_version = 2;            // 2: responder_cpu_ns
 constexpr std::size_t k_control_size = 4096;
 
 enum class Op : std::uint64_t {
@@ -55,7 +55,10 @@ struct ControlBlock {
     std::uint64_t result;
     std::uint64_t result2;
     std::uint64_t result3;
-    std::uint64_t reserved2[2];
+    // The responder's process CPU time (CLOCK_PROCESS_CPUTIME_ID), written before every
+    // ack_seq and done_seq, so the client can tell what a phase cost the other side.
+    std::uint64_t responder_cpu_ns;
+    std::uint64_t reserved2[1];
     char message[256];
 };
 static_assert(sizeof(ControlBlock) <= k_control_size);

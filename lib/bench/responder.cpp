@@ -2,10 +2,11 @@
 #include "dis/bench.hpp"
 #include "dis/error.hpp"
 
+#include "../fabric/sci.hpp"
 #include "pingpong.hpp"
 #include "process.hpp"
 #include "protocol.hpp"
-#include "sisci.hpp"
+#include "rounds.hpp"
 #include "watchdog.hpp"
 
 #include <unistd.h>
@@ -17,6 +18,7 @@
 namespace dis::bench {
 
 using namespace detail;
+using namespace dis::sci;
 
 namespace {
 
@@ -123,6 +125,7 @@ private:
         } catch (const std::exception& e) {
             publish_error(e.what());
         }
+        publish_cpu();
         if (!ready)
             put(m_cb.ack_seq, seq);
         if (phase)
@@ -158,7 +161,10 @@ private:
         put(m_cb.result, checksum(p, size));
     }
 
+    void publish_cpu() { put(m_cb.responder_cpu_ns, process_cpu_ns()); }
+
     void mark_ready(std::uint64_t seq, bool& ready) {
+        publish_cpu();
         put(m_cb.ack_seq, seq);
         ready = true;
     }
@@ -239,7 +245,8 @@ private:
     }
 
     const ServeOptions& m_options;
-    SciDescriptor m_sci;
+    Library m_library;
+    Descriptor m_sci{m_library};
     std::uint32_t m_node;
     LocalSegment m_control;
     ControlBlock& m_cb;

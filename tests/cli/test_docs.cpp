@@ -150,7 +150,7 @@ TEST_CASE("shell completions parse and complete nouns, verbs and option values",
     };
     CHECK(complete("dis-tool ''").find("fabric\n") != std::string::npos);
     CHECK(complete("dis-tool pci ''") == "list\ntree\nshow\n");
-    CHECK(complete("dis-tool bench dma-latency --mode ''") == "wait\npoll\ncallback\n");
+    CHECK(complete("dis-tool bench dma-latency --mode ''") == "wait\nsleep\npoll\ncallback\n");
     CHECK(complete("dis-tool -o json fabric start --n").find("--nodes\n") != std::string::npos);
     CHECK(complete("dis-tool pci list -o ''") == "table\njson\ncsv\n");
 }

@@ -10,6 +10,7 @@
 
 #include <sched.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -38,6 +39,7 @@ struct BenchCliOptions {
     std::string mode = "wait";
     bool baseline = true;
     bool no_spawn = false;
+    bool no_pin = false;
     std::uint32_t adapter = 0;
     unsigned timeout_ms = 10000;
     std::string fabric_dir;
@@ -94,6 +96,12 @@ void add_common_options(CLI::App* cmd, BenchCliOptions& o) {
                     "lowest)");
 }
 
+std::string fixed3(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    return buf;
+}
+
 void print_text(std::ostream& out, const bench::Report& rep, bool csv) {
     auto table = bench::to_table(rep);
     if (csv) {
@@ -105,14 +113,39 @@ void print_text(std::ostream& out, const bench::Report& rep, bool csv) {
     if (!rep.mode.empty())
         out << " (" << rep.mode << ")";
     out << "\n";
+    if (!rep.completion.empty())
+        out << "waiting: " << rep.completion << "\n";
     table.render_text(out);
-    if (!rep.baseline.empty()) {
-        out << "baseline: " << rep.baseline.front().method << " on this host; RATIO is "
-            << (bench::is_latency_test(rep.test) ? "median / baseline median (lower is better)"
-                                                 : "bandwidth / baseline (higher is better)")
-            << "\n";
+    for (const auto& b : rep.baseline) {
+        out << "baseline: " << b.method;
+        if (b.size)
+            out << " " << bench::format_size(b.size);
+        out << " on this host (";
+        if (b.wait != bench::Wait::none)
+            out << bench::to_string(b.wait) << ", ";
+        out << b.rounds.size() << " rounds " << b.schedule << "): median round "
+            << fixed3(bench::median_round(b)) << ", best " << fixed3(bench::best_round(b))
+            << (b.latency ? " us" : " GB/s") << "\n";
     }
-    out << "payload verified: checksums match on both sides\n";
+    if (!rep.baseline.empty())
+        out << "RATIO is "
+            << (bench::is_latency_test(rep.test)
+                    ? "median / the baseline's median round (lower is better)"
+                    : "bandwidth / the baseline's median round (higher is better)")
+            << ", RATIO_BEST against its best round; only against a baseline that waits the "
+               "same way\n";
+    if (bench::is_latency_test(rep.test))
+        out << "CPU_L_S / CPU_R_S: CPU seconds this process / the other side spent in the "
+               "measured loops\n";
+    if (rep.pinning) {
+        const auto& p = *rep.pinning;
+        if (p.local_cpu >= 0 || p.remote_cpu >= 0)
+            out << "pinned: this process to CPU " << p.local_cpu << ", the other side to CPU "
+                << p.remote_cpu << (p.by_default ? " (default; --no-pin to opt out)" : "") << "\n";
+        else
+            out << "not pinned\n";
+    }
+    out << bench::payload_summary(rep) << "\n";
 }
 
 void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& o, CLI::App* cmd) {
@@ -132,10 +165,16 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
     opts.pull = o.pull;
     opts.vector = o.vector;
     opts.dma_mode = bench::parse_dma_mode(o.mode);
-    opts.cpu = o.cpu;
-    opts.remote_cpu = o.remote_cpu;
     opts.timeout = std::chrono::milliseconds(o.timeout_ms);
     const bool software = fabric::sisci::software_fabric();
+    // On the software fabric both sides run on this host: give them CPUs of their own.
+    bench::Pinning pinning{o.cpu, o.remote_cpu, false, ""};
+    if (software)
+        pinning = bench::plan_pinning(o.cpu, o.remote_cpu, o.no_pin, bench::allowed_cpus());
+    if (!pinning.warning.empty())
+        std::cerr << "dis-tool: warning: " << pinning.warning << "\n";
+    opts.cpu = pinning.local_cpu;
+    opts.remote_cpu = pinning.remote_cpu;
     // The yardstick is on by default where the "fabric" is this host's memory.
     opts.baseline = cmd->count("--baseline") || cmd->count("--no-baseline") ? o.baseline : software;
     if (software && !o.no_spawn) {
@@ -143,13 +182,14 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
                                "serve",          "--once",
                                "--adapter",      std::to_string(o.adapter),
                                "--idle-timeout", std::to_string(o.timeout_ms / 1000 + 5)};
-        if (o.remote_cpu >= 0) {
+        if (opts.remote_cpu >= 0) {
             opts.responder_argv.push_back("--cpu");
-            opts.responder_argv.push_back(std::to_string(o.remote_cpu));
+            opts.responder_argv.push_back(std::to_string(opts.remote_cpu));
         }
         opts.responder_env = {"DIS_NODE_ID=" + std::to_string(o.remote_node)};
     }
     auto report = bench::run_test(opts);
+    report.pinning = pinning;
     emit(ctx, bench::to_json(report),
          [&](std::ostream& out) { print_text(out, report, ctx.format() == output::Format::csv); });
 }
@@ -175,7 +215,7 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
             case bench::TestKind::dma_bw:
                 return "DMA bandwidth, push (--pull: remote to local), --vector N";
             case bench::TestKind::dma_latency:
-                return "DMA post-to-completion latency, --mode wait|poll|callback";
+                return "DMA post-to-completion latency, --mode wait|sleep|poll|callback";
             case bench::TestKind::intr_latency:
                 return "Remote interrupt round trip / 2";
             case bench::TestKind::data_intr_latency:
@@ -198,10 +238,16 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
         cmd->add_option("-d,--duration", opts->duration_s,
                         "Run each size this many seconds instead of --iterations")
             ->check(CLI::Range(0.0, 86400.0));
-        cmd->add_option("--cpu", opts->cpu, "Pin this process to a CPU")->check(k_cpu_number);
-        cmd->add_option("--remote-cpu", opts->remote_cpu,
-                        "Pin the started responder and the baseline's peer process to a CPU")
+        cmd->add_option("--cpu", opts->cpu,
+                        "Pin this process to a CPU (default on the software fabric: one of "
+                        "its own)")
             ->check(k_cpu_number);
+        cmd->add_option("--remote-cpu", opts->remote_cpu,
+                        "Pin the started responder and the baseline's peer process to a CPU "
+                        "(default on the software fabric: another one)")
+            ->check(k_cpu_number);
+        cmd->add_flag("--no-pin", opts->no_pin,
+                      "Do not pin the two sides by default (--cpu and --remote-cpu still apply)");
         cmd->add_flag("--baseline,!--no-baseline", opts->baseline,
                       "Measure the host yardstick at the same sizes (default: on with the "
                       "software fabric)");
@@ -219,9 +265,10 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
                 ->check(CLI::Range(1u, 256u));
         if (test == bench::TestKind::dma_latency)
             cmd->add_option("-m,--mode", opts->mode,
-                            "Completion: wait (SCIWaitForDMAQueue), poll (SCIDMAQueueState) "
-                            "or callback (default wait)")
-                ->check(CLI::IsMember({"wait", "poll", "callback"}));
+                            "Completion: wait (SCIWaitForDMAQueue: spins, then sleeps), sleep "
+                            "(sleeps until the completion callback wakes it), poll "
+                            "(SCIDMAQueueState: spins) or callback (default wait)")
+                ->check(CLI::IsMember({"wait", "sleep", "poll", "callback"}));
         add_common_options(cmd, *opts);
         cmd->callback([&ctx, opts, test, cmd] { run_bench(ctx, test, *opts, cmd); });
     }

@@ -70,25 +70,95 @@ Bandwidth compute_bandwidth(std::uint64_t size, std::uint64_t iterations, double
 
 // ---- report model ---------------------------------------------------------------------------
 
+// What the waiting side of a test does until its answer or completion is there. A ratio is
+// only given against a yardstick whose side waits the same way (see yardstick_wait).
+enum class Wait {
+    none,            // bandwidth: nothing waited for
+    spin,            // polls memory or a queue state on a CPU of its own
+    sleep,           // blocks in the kernel until woken
+    spin_then_sleep, // spins for a while, then blocks (SCIWaitForDMAQueue on libsisci)
+};
+const char* to_string(Wait wait) noexcept;
+// The yardstick kind a result of `wait` is compared with: a spin-then-sleep wait completes in
+// its spinning phase whenever the answer is quick, so it is held to the spinning yardstick.
+Wait yardstick_wait(Wait wait) noexcept;
+
+// How a test's payload was checked, as found by the check itself.
+enum class Payload {
+    unchecked, // nothing was checked
+    verified,  // checksums of what was sent and what arrived matched
+    counted,   // every message arrived (counted; it carries no payload to checksum)
+    failed,    // a checksum or a count did not match
+};
+const char* to_string(Payload payload) noexcept;
+// The outcome of comparing what arrived with what was expected: verified or failed.
+Payload checksum_check(std::uint64_t expected, std::uint64_t got) noexcept;
+// The outcome of counting messages: counted or failed.
+Payload count_check(std::uint64_t expected, std::uint64_t got) noexcept;
+
+// CPU time the two sides spent during a latency result's measured loops.
+struct CpuTime {
+    double local_s = 0;             // this process (all its threads)
+    std::optional<double> remote_s; // the other side; nullopt when it cannot be read
+    std::string remote;             // who the other side is, e.g. "responder", "disd node 4"
+};
+
 struct Result {
     std::uint64_t size = 0;
     std::string method; // how the bytes moved, e.g. "scimemcpy", "store", "memcpy", "eventfd"
+    Wait wait = Wait::none;
     std::optional<LatencyStats> latency;
     std::optional<Bandwidth> bandwidth;
-    // Latency: median / baseline median (1.0 = as fast as the host path, higher is slower).
-    // Bandwidth: bandwidth / baseline bandwidth (1.0 = as fast, lower is slower).
+    // Latency: median / the yardstick's median round (1.0 = as fast as the host path, higher
+    // is slower). Bandwidth: bandwidth / the yardstick's median round (lower is slower). Only
+    // against a yardstick of the matching kind (yardstick_wait).
     std::optional<double> baseline_ratio;
-    bool payload_verified = false;
+    std::optional<double> baseline_ratio_best; // the same against the yardstick's best round
+    Payload payload = Payload::unchecked;
+    std::string payload_detail; // what was checked, or what did not match
+    std::optional<CpuTime> cpu; // latency results
+    // Yardsticks only: the per-round figure (median us, or GB/s) and when the rounds ran,
+    // "interleaved" with the fabric rounds or "after" them.
+    std::vector<double> rounds;
+    std::string schedule;
 };
+
+// A yardstick's best round (lowest latency, highest bandwidth) and its median round; 0 when
+// it has no rounds.
+double best_round(const Result& yardstick);
+double median_round(const Result& yardstick);
+
+// Which CPUs the two sides were pinned to.
+struct Pinning {
+    int local_cpu = -1;      // this process (-1: not pinned)
+    int remote_cpu = -1;     // the started responder and the yardsticks' peer processes
+    bool by_default = false; // chosen by bench, not given with --cpu/--remote-cpu
+    std::string warning;     // why the two sides could not be given CPUs of their own
+};
+// The software fabric's default: the two sides on two different CPUs of `allowed` (this
+// process's affinity), explicit choices (>= 0) kept; with `no_pin` only explicit choices.
+// Fewer than two CPUs: nothing is chosen and `warning` says so.
+Pinning plan_pinning(int cpu, int remote_cpu, bool no_pin, const std::vector<int>& allowed);
+// This process's allowed CPUs (sched_getaffinity), ascending.
+std::vector<int> allowed_cpus();
 
 struct Report {
     TestKind test = TestKind::pio_latency;
     std::uint32_t local_node = 0;
     std::uint32_t remote_node = 0;
-    std::string mode; // "push"/"pull", "write"/"read", "wait"/"poll"/"callback", or ""
+    std::string mode;       // "push"/"pull", "write"/"read", "wait"/"sleep"/"poll"/"callback"
+    std::string completion; // how the measuring side waits, in words
     std::vector<Result> results;
     std::vector<Result> baseline;
+    std::optional<Pinning> pinning;
 };
+
+// Sets each result's ratios against the yardstick of its size (or the only one) whose kind
+// matches (yardstick_wait); results without one get none.
+void attach_ratios(Report& report);
+// One line derived from the results' payload checks ("payload verified: ...", "payload
+// counted: ...", "payload check FAILED: ...").
+std::string payload_summary(const Report& report);
 
 // The fixed JSON schema of dis-tool-bench(1).
 nlohmann::json to_json(const Report& report);
@@ -156,7 +226,7 @@ private:
 
 // ---- the fabric tests -----------------------------------------------------------------------
 
-enum class DmaMode { wait, poll, callback };
+enum class DmaMode { wait, sleep, poll, callback };
 const char* to_string(DmaMode mode) noexcept;
 DmaMode parse_dma_mode(const std::string& name);
 
@@ -183,8 +253,8 @@ struct BenchOptions {
 };
 
 // Runs one test against the responder on `remote_node`. Throws check_failed when a payload
-// did not arrive intact, fabric_down/timeout when the responder is not there or stops
-// answering, invalid_input for options the test cannot use.
+// did not arrive intact (the results' payload fields say which), fabric_down/timeout when the
+// responder is not there or stops answering, invalid_input for options the test cannot use.
 Report run_test(const BenchOptions& options);
 
 struct ServeOptions {

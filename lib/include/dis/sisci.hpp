@@ -1,7 +1,8 @@
-// Small RAII wrappers over the SISCI C API, shared by every fabric command. This header does
-// not include sisci_api.h, so front ends compile the same against the software fabric and a
-// vendor SISCI; only lib/fabric/sisci.cpp sees the C API. Failures throw dis::Error carrying
-// SCIGetErrorString's text.
+// The fabric commands' view of the SISCI C API, a thin front over libdis's one RAII layer
+// (lib/fabric/sci.hpp, internal, shared with the benchmarks). This header does not include
+// sisci_api.h, so front ends compile the same against the software fabric and a vendor SISCI.
+// Failures throw dis::Error carrying SCIGetErrorString's text, their kind from the one
+// sci_error_t -> ErrorKind table of lib/fabric/sci.cpp.
 #pragma once
 
 #include "dis/fabric_admin.hpp"
@@ -9,6 +10,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
+namespace dis::sci {
+class Library;
+class Descriptor;
+} // namespace dis::sci
 
 namespace dis::fabric::sisci {
 
@@ -19,9 +25,10 @@ bool software_fabric() noexcept;
 // "SCI_ERR_..." text for a sci_error_t value, from SCIGetErrorString.
 std::string error_string(unsigned int sci_error);
 
-// Throws dis::Error for a failed call: `what` names the call, the kind follows the error
-// (no such node: not_found; argument errors: invalid_input; access: permission; timeouts:
-// timeout; anything else: fabric_down, the fabric did not do what was asked).
+// Throws dis::Error for a failed call: `what` names the call, the kind follows the one table
+// (no such node or segment: not_found; argument errors: invalid_input; in use: busy; an
+// unreachable node: fabric_down; timeouts: timeout; access: permission; no space or a failed
+// system call: os; a code the table does not know: internal).
 [[noreturn]] void throw_sci_error(const std::string& what, unsigned int sci_error);
 
 // SCIInitialize on construction, SCITerminate on destruction. One per process is enough.
@@ -32,6 +39,10 @@ public:
     ~Library();
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
+    const sci::Library& get() const { return *m_library; }
+
+private:
+    std::unique_ptr<sci::Library> m_library;
 };
 
 // An open SISCI descriptor (SCIOpen / SCIClose).
@@ -49,8 +60,7 @@ public:
     bool probe_node(std::uint32_t node_id, std::uint32_t adapter_no = 0) const;
 
 private:
-    struct Impl;
-    std::unique_ptr<Impl> m_impl;
+    std::unique_ptr<sci::Descriptor> m_sd;
 };
 
 // SCIQuery(SCI_Q_ADAPTER, ...) of a local adapter: node id, card type, serial, links and the

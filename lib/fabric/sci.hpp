@@ -1,38 +1,79 @@
-// Minimal RAII owners of the SISCI handles the benchmarks use. Every failed call becomes a
-// dis::Error naming the call; every handle is released in reverse order of acquisition.
-// Only the standard SISCI API is used, so this builds against the vendor's library too.
-// Internal to libdis.
+// The one RAII layer over the SISCI C API inside libdis, used by the fabric views
+// (topology, probe: dis/sisci.hpp wraps it for front ends) and by the benchmarks. Every failed
+// call becomes a dis::Error naming the call, its kind from the one sci_error_t -> ErrorKind
+// table below; every handle is released in reverse order of acquisition. Only the standard
+// SISCI API is used, so this builds against a vendor SISCI too. Internal to libdis: the
+// public headers never include sisci_api.h.
 #pragma once
+
+#include "dis/error.hpp"
 
 #include <sisci_api.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <span>
 #include <string>
 
-namespace dis::bench::detail {
+namespace dis::sci {
 
-[[noreturn]] void throw_sci(const std::string& what, sci_error_t err);
-inline void check_sci(sci_error_t err, const char* what) {
+// ---- errors ---------------------------------------------------------------------------------
+
+struct ErrorKindEntry {
+    sci_error_t error;
+    ErrorKind kind;
+};
+
+// Every SISCI error code with the kind the exit-code contract gives it (dis-tool(1)).
+std::span<const ErrorKindEntry> error_kinds() noexcept;
+// The kind of `err`; ErrorKind::internal for a code the table does not know.
+ErrorKind error_kind(sci_error_t err) noexcept;
+// "SCI_ERR_..." text from SCIGetErrorString.
+std::string error_string(sci_error_t err);
+// "<what> failed: <text> (0x...)".
+std::string failure_text(const std::string& what, sci_error_t err);
+
+[[noreturn]] void throw_error(const std::string& what, sci_error_t err);
+inline void check(sci_error_t err, const char* what) {
     if (err != SCI_ERR_OK)
-        throw_sci(what, err);
+        throw_error(what, err);
 }
+// SCIInitialize and SCIOpen take no user input: a failure there means this process's node
+// (its daemon, its driver) is unreachable, except for access and resource errors.
+[[noreturn]] void throw_open_error(const std::string& what, sci_error_t err);
+
+// A SISCI timeout argument for `timeout` (at least 1 ms, below SCI_INFINITE_TIMEOUT).
 unsigned int timeout_ms(std::chrono::milliseconds timeout);
 
-// SCIInitialize + SCIOpen for the life of the object.
-class SciDescriptor {
+// ---- library and descriptor -----------------------------------------------------------------
+
+// SCIInitialize on construction, SCITerminate on destruction.
+class Library {
 public:
-    SciDescriptor();
-    ~SciDescriptor();
-    SciDescriptor(const SciDescriptor&) = delete;
-    SciDescriptor& operator=(const SciDescriptor&) = delete;
+    Library();
+    ~Library();
+    Library(const Library&) = delete;
+    Library& operator=(const Library&) = delete;
+};
+
+// An open SISCI descriptor (SCIOpen / SCIClose); needs a Library that outlives it.
+class Descriptor {
+public:
+    explicit Descriptor(const Library& library);
+    ~Descriptor();
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
     sci_desc_t get() const { return m_sd; }
 
 private:
     sci_desc_t m_sd = nullptr;
 };
 
+// SCIGetLocalNodeId of `adapter`.
 std::uint32_t local_node_id(std::uint32_t adapter);
+
+// ---- segments -------------------------------------------------------------------------------
 
 // A created, prepared, mapped and available local segment.
 class LocalSegment {
@@ -93,16 +134,12 @@ RemoteSegment::RemoteSegment(sci_desc_t sd, std::uint32_t node, std::uint32_t id
         // Only a segment that is not (yet) there is worth waiting for.
         bool retriable = err == SCI_ERR_NO_SUCH_SEGMENT || err == SCI_ERR_TIMEOUT ||
                          err == SCI_ERR_NOT_AVAILABLE || err == SCI_ERR_CONNECTION_REFUSED;
-        if (!retriable || std::chrono::steady_clock::now() > deadline || !keep_trying())
-            throw_sci(
-                "SCIConnectSegment(node " + std::to_string(node) + ", segment 0x" +
-                    [&] {
-                        char b[16];
-                        std::snprintf(b, sizeof b, "%x", id);
-                        return std::string(b);
-                    }() +
-                    ")",
-                err);
+        if (!retriable || std::chrono::steady_clock::now() > deadline || !keep_trying()) {
+            char hex[16];
+            std::snprintf(hex, sizeof hex, "%x", id);
+            throw_error(
+                "SCIConnectSegment(node " + std::to_string(node) + ", segment 0x" + hex + ")", err);
+        }
     }
     map_all();
 }
@@ -118,6 +155,8 @@ public:
 private:
     sci_sequence_t m_seq = nullptr;
 };
+
+// ---- DMA and interrupts ---------------------------------------------------------------------
 
 class DmaQueue {
 public:
@@ -187,4 +226,4 @@ private:
     sci_remote_data_interrupt_t m_intr = nullptr;
 };
 
-} // namespace dis::bench::detail
+} // namespace dis::sci

@@ -1,51 +1,109 @@
-#include "sisci.hpp"
+// The SISCI RAII layer of libdis (sci.hpp) and its one error table.
+#include "sci.hpp"
 
-#include "dis/error.hpp"
+#include <ctime>
 
-#include <cstdio>
-
-namespace dis::bench::detail {
+namespace dis::sci {
 
 namespace {
 
-ErrorKind kind_of(sci_error_t err) {
-    switch (err) {
-    case SCI_ERR_NO_SUCH_NODEID:
-    case SCI_ERR_NODE_NOT_RESPONDING:
-    case SCI_ERR_NO_REMOTE_LINK_ACCESS:
-    case SCI_ERR_NO_LINK_ACCESS:
-    case SCI_ERR_NOT_INITIALIZED:
-    case SCI_ERR_CONNECTION_REFUSED:
-        return ErrorKind::fabric_down;
-    case SCI_ERR_TIMEOUT:
-        return ErrorKind::timeout;
-    case SCI_ERR_NO_SUCH_SEGMENT:
-        return ErrorKind::not_found;
-    case SCI_ERR_ACCESS:
-        return ErrorKind::permission;
-    case SCI_ERR_ILLEGAL_PARAMETER:
-    case SCI_ERR_SIZE_ALIGNMENT:
-    case SCI_ERR_OFFSET_ALIGNMENT:
-    case SCI_ERR_OUT_OF_RANGE:
-    case SCI_ERR_ILLEGAL_NODEID:
-    case SCI_ERR_ILLEGAL_ADAPTERNO:
-    case SCI_ERR_NO_SUCH_ADAPTERNO:
-    case SCI_ERR_MAX_ENTRIES:
-    case SCI_ERR_NOT_SUPPORTED:
-        return ErrorKind::invalid_input;
-    default:
-        return ErrorKind::os;
-    }
-}
+constexpr unsigned int k_no_flags = 0;
+
+// The exit-code contract (dis-tool(1)) decides the kinds: a request the fabric cannot take is
+// the user's input (2), a resource in use is busy (2), an unreachable node or lost connection
+// is the fabric (3), refused access and exhausted resources are the OS (4), and what should
+// not happen at all is internal (4).
+constexpr ErrorKindEntry k_error_table[] = {
+    // Something asked for is not there.
+    {SCI_ERR_NO_SUCH_NODEID, ErrorKind::not_found},
+    {SCI_ERR_NO_SUCH_SEGMENT, ErrorKind::not_found}, // also SCI_ERR_NO_SUCH_INTNO
+    {SCI_ERR_NO_SUCH_ADAPTERNO, ErrorKind::not_found},
+    // The request itself is wrong or beyond what this SISCI offers.
+    {SCI_ERR_ILLEGAL_FLAG, ErrorKind::invalid_input},
+    {SCI_ERR_FLAG_NOT_IMPLEMENTED, ErrorKind::invalid_input},
+    {SCI_ERR_NOT_IMPLEMENTED, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_ADAPTERNO, ErrorKind::invalid_input},
+    {SCI_ERR_OUT_OF_RANGE, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_NODEID, ErrorKind::invalid_input},
+    {SCI_ERR_SIZE_ALIGNMENT, ErrorKind::invalid_input},
+    {SCI_ERR_OFFSET_ALIGNMENT, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_PARAMETER, ErrorKind::invalid_input},
+    {SCI_ERR_MAX_ENTRIES, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_ADDRESS, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_OPERATION, ErrorKind::invalid_input},
+    {SCI_ERR_ILLEGAL_QUERY, ErrorKind::invalid_input},
+    {SCI_ERR_NOT_SUPPORTED, ErrorKind::invalid_input},
+    {SCI_ERR_DEPRECATED, ErrorKind::invalid_input},
+    {SCI_ERR_OVERFLOW, ErrorKind::invalid_input},
+    {SCI_ERR_DMA_DISABLED, ErrorKind::invalid_input},
+    // In use: the same request may succeed later.
+    {SCI_ERR_BUSY, ErrorKind::busy},
+    {SCI_ERR_NOT_AVAILABLE, ErrorKind::busy},
+    {SCI_ERR_SEGMENTID_USED, ErrorKind::busy},
+    {SCI_ERR_DMA_NOT_AVAILABLE, ErrorKind::busy},
+    {SCI_ERR_EWOULD_BLOCK, ErrorKind::busy},
+    {SCI_ERR_REMOTE_BUSY, ErrorKind::busy},
+    {SCI_ERR_LOCAL_BUSY, ErrorKind::busy},
+    {SCI_ERR_ALL_BUSY, ErrorKind::busy},
+    // The fabric did not answer or the connection is gone.
+    {SCI_ERR_TIMEOUT, ErrorKind::timeout},
+    {SCI_ERR_NODE_NOT_RESPONDING, ErrorKind::fabric_down},
+    {SCI_ERR_NOT_INITIALIZED, ErrorKind::fabric_down},
+    {SCI_ERR_NO_LINK_ACCESS, ErrorKind::fabric_down},
+    {SCI_ERR_NO_REMOTE_LINK_ACCESS, ErrorKind::fabric_down},
+    {SCI_ERR_CONNECTION_REFUSED, ErrorKind::fabric_down},
+    {SCI_ERR_SEGMENT_NOT_CONNECTED, ErrorKind::fabric_down},
+    {SCI_ERR_NOT_CONNECTED, ErrorKind::fabric_down},
+    {SCI_ERR_TRANSFER_FAILED, ErrorKind::fabric_down},
+    {SCI_ERR_INCONSISTENT_VERSIONS, ErrorKind::fabric_down},
+    // The operating system refused or ran out.
+    {SCI_ERR_ACCESS, ErrorKind::permission},
+    {SCI_ERR_NOSPC, ErrorKind::os},
+    {SCI_ERR_API_NOSPC, ErrorKind::os},
+    {SCI_ERR_HW_NOSPC, ErrorKind::os},
+    {SCI_ERR_SYSTEM, ErrorKind::os},
+    // Should not happen to a correct caller.
+    {SCI_ERR_SEGMENT_NOT_PREPARED, ErrorKind::internal},
+    {SCI_ERR_CANCELLED, ErrorKind::internal},
+    {SCI_ERR_COND_INT_RACE_PROBLEM, ErrorKind::internal},
+    {SCI_ERR_SEMAPHORE_COUNT_EXCEEDED, ErrorKind::internal},
+    {SCI_ERR_IRQL_ILLEGAL, ErrorKind::internal},
+};
 
 } // namespace
 
-void throw_sci(const std::string& what, sci_error_t err) {
+std::span<const ErrorKindEntry> error_kinds() noexcept {
+    return k_error_table;
+}
+
+ErrorKind error_kind(sci_error_t err) noexcept {
+    for (const auto& e : k_error_table)
+        if (e.error == err)
+            return e.kind;
+    return ErrorKind::internal;
+}
+
+std::string error_string(sci_error_t err) {
+    const char* text = SCIGetErrorString(err);
+    return text && *text ? text : "unknown SISCI error";
+}
+
+std::string failure_text(const std::string& what, sci_error_t err) {
     char code[16];
     std::snprintf(code, sizeof code, "0x%x", static_cast<unsigned>(err));
-    const char* text = SCIGetErrorString(err);
-    throw Error(kind_of(err),
-                what + " failed: " + (text ? text : "unknown error") + " (" + code + ")");
+    return what + " failed: " + error_string(err) + " (" + code + ")";
+}
+
+void throw_error(const std::string& what, sci_error_t err) {
+    throw Error(error_kind(err), failure_text(what, err));
+}
+
+void throw_open_error(const std::string& what, sci_error_t err) {
+    ErrorKind kind = error_kind(err);
+    if (kind == ErrorKind::not_found || kind == ErrorKind::invalid_input ||
+        kind == ErrorKind::busy || kind == ErrorKind::timeout)
+        kind = ErrorKind::fabric_down;
+    throw Error(kind, failure_text(what, err));
 }
 
 unsigned int timeout_ms(std::chrono::milliseconds timeout) {
@@ -56,31 +114,35 @@ unsigned int timeout_ms(std::chrono::milliseconds timeout) {
     return static_cast<unsigned int>(timeout.count());
 }
 
-SciDescriptor::SciDescriptor() {
+Library::Library() {
     sci_error_t err = SCI_ERR_OK;
-    SCIInitialize(SCI_NO_FLAGS, &err);
+    SCIInitialize(k_no_flags, &err);
     if (err != SCI_ERR_OK)
-        throw Error(ErrorKind::fabric_down,
-                    std::string("SCIInitialize failed: ") + SCIGetErrorString(err));
-    SCIOpen(&m_sd, SCI_NO_FLAGS, &err);
-    if (err != SCI_ERR_OK) {
-        SCITerminate();
-        throw Error(ErrorKind::fabric_down,
-                    std::string("SCIOpen failed: ") + SCIGetErrorString(err));
-    }
+        throw_open_error("SCIInitialize", err);
 }
 
-SciDescriptor::~SciDescriptor() {
-    sci_error_t err = SCI_ERR_OK;
-    SCIClose(m_sd, SCI_NO_FLAGS, &err);
+Library::~Library() {
     SCITerminate();
+}
+
+Descriptor::Descriptor(const Library&) {
+    sci_error_t err = SCI_ERR_OK;
+    SCIOpen(&m_sd, k_no_flags, &err);
+    if (err != SCI_ERR_OK)
+        throw_open_error("SCIOpen", err);
+}
+
+Descriptor::~Descriptor() {
+    sci_error_t err = SCI_ERR_OK;
+    SCIClose(m_sd, k_no_flags, &err); // nothing useful to do with a failure here
 }
 
 std::uint32_t local_node_id(std::uint32_t adapter) {
     unsigned int node = 0;
     sci_error_t err = SCI_ERR_OK;
-    SCIGetLocalNodeId(adapter, &node, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCIGetLocalNodeId");
+    SCIGetLocalNodeId(adapter, &node, k_no_flags, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIGetLocalNodeId(adapter " + std::to_string(adapter) + ")", err);
     return node;
 }
 
@@ -88,16 +150,16 @@ LocalSegment::LocalSegment(sci_desc_t sd, std::uint32_t id, std::size_t size, st
     : m_size(size), m_adapter(adapter) {
     sci_error_t err = SCI_ERR_OK;
     SCICreateSegment(sd, &m_segment, id, size, nullptr, nullptr, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCICreateSegment");
+    check(err, "SCICreateSegment");
     try {
         SCIPrepareSegment(m_segment, adapter, SCI_NO_FLAGS, &err);
-        check_sci(err, "SCIPrepareSegment");
+        check(err, "SCIPrepareSegment");
         volatile void* addr =
             SCIMapLocalSegment(m_segment, &m_map, 0, size, nullptr, SCI_NO_FLAGS, &err);
-        check_sci(err, "SCIMapLocalSegment");
+        check(err, "SCIMapLocalSegment");
         m_addr = static_cast<unsigned char*>(const_cast<void*>(addr));
         SCISetSegmentAvailable(m_segment, adapter, SCI_NO_FLAGS, &err);
-        check_sci(err, "SCISetSegmentAvailable");
+        check(err, "SCISetSegmentAvailable");
         m_available = true;
     } catch (...) {
         if (m_map)
@@ -136,7 +198,7 @@ void RemoteSegment::map_all() {
     if (err != SCI_ERR_OK) {
         sci_error_t ignored;
         SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &ignored);
-        throw_sci("SCIMapRemoteSegment", err);
+        throw_error("SCIMapRemoteSegment", err);
     }
     m_addr = static_cast<unsigned char*>(const_cast<void*>(addr));
 }
@@ -150,7 +212,7 @@ RemoteSegment::~RemoteSegment() {
 MapSequence::MapSequence(sci_map_t map) {
     sci_error_t err = SCI_ERR_OK;
     SCICreateMapSequence(map, &m_seq, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCICreateMapSequence");
+    check(err, "SCICreateMapSequence");
 }
 
 MapSequence::~MapSequence() {
@@ -161,7 +223,7 @@ MapSequence::~MapSequence() {
 DmaQueue::DmaQueue(sci_desc_t sd, std::uint32_t adapter, std::uint32_t max_entries) {
     sci_error_t err = SCI_ERR_OK;
     SCICreateDMAQueue(sd, &m_queue, adapter, max_entries, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCICreateDMAQueue");
+    check(err, "SCICreateDMAQueue");
 }
 
 DmaQueue::~DmaQueue() {
@@ -172,7 +234,7 @@ DmaQueue::~DmaQueue() {
 LocalInterrupt::LocalInterrupt(sci_desc_t sd, std::uint32_t adapter) {
     sci_error_t err = SCI_ERR_OK;
     SCICreateInterrupt(sd, &m_intr, adapter, &m_number, nullptr, nullptr, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCICreateInterrupt");
+    check(err, "SCICreateInterrupt");
 }
 
 LocalInterrupt::~LocalInterrupt() {
@@ -185,7 +247,7 @@ bool LocalInterrupt::wait(unsigned int wait_ms) {
     SCIWaitForInterrupt(m_intr, wait_ms, SCI_NO_FLAGS, &err);
     if (err == SCI_ERR_TIMEOUT)
         return false;
-    check_sci(err, "SCIWaitForInterrupt");
+    check(err, "SCIWaitForInterrupt");
     return true;
 }
 
@@ -194,7 +256,7 @@ RemoteInterrupt::RemoteInterrupt(sci_desc_t sd, std::uint32_t node, std::uint32_
     sci_error_t err = SCI_ERR_OK;
     SCIConnectInterrupt(sd, &m_intr, node, adapter, number, timeout_ms(timeout), SCI_NO_FLAGS,
                         &err);
-    check_sci(err, "SCIConnectInterrupt");
+    check(err, "SCIConnectInterrupt");
 }
 
 RemoteInterrupt::~RemoteInterrupt() {
@@ -205,13 +267,13 @@ RemoteInterrupt::~RemoteInterrupt() {
 void RemoteInterrupt::trigger() {
     sci_error_t err = SCI_ERR_OK;
     SCITriggerInterrupt(m_intr, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCITriggerInterrupt");
+    check(err, "SCITriggerInterrupt");
 }
 
 LocalDataInterrupt::LocalDataInterrupt(sci_desc_t sd, std::uint32_t adapter) {
     sci_error_t err = SCI_ERR_OK;
     SCICreateDataInterrupt(sd, &m_intr, adapter, &m_number, nullptr, nullptr, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCICreateDataInterrupt");
+    check(err, "SCICreateDataInterrupt");
 }
 
 LocalDataInterrupt::~LocalDataInterrupt() {
@@ -224,7 +286,7 @@ bool LocalDataInterrupt::wait(void* data, unsigned int* length, unsigned int wai
     SCIWaitForDataInterrupt(m_intr, data, length, wait_ms, SCI_NO_FLAGS, &err);
     if (err == SCI_ERR_TIMEOUT)
         return false;
-    check_sci(err, "SCIWaitForDataInterrupt");
+    check(err, "SCIWaitForDataInterrupt");
     return true;
 }
 
@@ -233,7 +295,7 @@ RemoteDataInterrupt::RemoteDataInterrupt(sci_desc_t sd, std::uint32_t node, std:
     sci_error_t err = SCI_ERR_OK;
     SCIConnectDataInterrupt(sd, &m_intr, node, adapter, number, timeout_ms(timeout), SCI_NO_FLAGS,
                             &err);
-    check_sci(err, "SCIConnectDataInterrupt");
+    check(err, "SCIConnectDataInterrupt");
 }
 
 RemoteDataInterrupt::~RemoteDataInterrupt() {
@@ -244,7 +306,7 @@ RemoteDataInterrupt::~RemoteDataInterrupt() {
 void RemoteDataInterrupt::trigger(const void* data, unsigned int length) {
     sci_error_t err = SCI_ERR_OK;
     SCITriggerDataInterrupt(m_intr, const_cast<void*>(data), length, SCI_NO_FLAGS, &err);
-    check_sci(err, "SCITriggerDataInterrupt");
+    check(err, "SCITriggerDataInterrupt");
 }
 
-} // namespace dis::bench::detail
+} // namespace dis::sci
