@@ -2,6 +2,7 @@
 #include "dis/fabric_admin.hpp"
 
 #include "dis/error.hpp"
+#include "fabric_dir.hpp"
 #include "wire.hpp"
 
 #include <unistd.h>
@@ -11,19 +12,17 @@
 namespace dis::fabric {
 
 std::string resolve_fabric_dir(const std::optional<std::string>& flag) {
-    if (flag && !flag->empty()) {
-        return *flag;
+    auto choice = wire::choose_fabric_dir(flag);
+    if (choice.path.empty()) {
+        throw Error(ErrorKind::invalid_input, choice.error);
     }
-    if (const char* env = std::getenv("DIS_FABRIC"); env != nullptr && *env != '\0') {
-        return env;
+    // A directory that does not exist yet is fine here (fabric start creates it, status
+    // reports no nodes); one that exists must be trustworthy.
+    auto check = wire::check_fabric_dir(choice.path, wire::client_fabric_dir_policy());
+    if (check.state == wire::FabricDirState::untrusted) {
+        throw Error(ErrorKind::permission, check.error);
     }
-    if (::geteuid() == 0) {
-        return "/run/dis";
-    }
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
-        return std::string(xdg) + "/dis";
-    }
-    return "/tmp/dis-" + std::to_string(::geteuid());
+    return choice.path;
 }
 
 std::string node_socket_path(const std::string& fabric_dir, std::uint32_t node_id) {
@@ -37,6 +36,8 @@ std::vector<std::uint32_t> discover_nodes(const std::string& fabric_dir) {
             wire::Channel ch(fabric_dir, id, 0, std::chrono::milliseconds(1000));
             ch.call({{"op", "ping"}});
             alive.push_back(id);
+        } catch (const wire::UntrustedPeer& e) {
+            throw Error(ErrorKind::permission, e.what());
         } catch (const wire::WireError&) {
             // A stale socket of a dead node: not part of the fabric.
         }
@@ -72,6 +73,9 @@ AdminClient::AdminClient(const std::string& fabric_dir, std::uint32_t node_id,
     try {
         m_impl =
             std::make_unique<Impl>(Impl{node_id, wire::Channel(fabric_dir, node_id, 0, timeout)});
+    } catch (const wire::UntrustedPeer& e) {
+        throw Error(ErrorKind::permission, std::string("refusing node ") + std::to_string(node_id) +
+                                               " in " + fabric_dir + ": " + e.what());
     } catch (const wire::WireError& e) {
         throw Error(ErrorKind::fabric_down, std::string("cannot reach node ") +
                                                 std::to_string(node_id) + " in " + fabric_dir +

@@ -16,13 +16,16 @@
 namespace dis::fabric {
 
 // The fabric directory: `flag` if given, else $DIS_FABRIC, else /run/dis as root, else
-// $XDG_RUNTIME_DIR/dis (falling back to /tmp/dis-<uid>).
+// $XDG_RUNTIME_DIR/dis; no fallback (Error invalid_input without any). When it exists it must
+// pass the checks of the one resolver (lib/sisci/fabric_dir.hpp: a real directory owned by
+// root, the euid or $DIS_DAEMON_UID, not writable by others), else Error(permission).
 std::string resolve_fabric_dir(const std::optional<std::string>& flag = std::nullopt);
 
 // The Unix socket of node `node_id` in `fabric_dir`.
 std::string node_socket_path(const std::string& fabric_dir, std::uint32_t node_id);
 
-// Node ids whose daemon socket exists in `fabric_dir` and answers, ascending.
+// Node ids whose daemon socket exists in `fabric_dir` and answers, ascending. Throws
+// Error(permission) when one is served by an untrusted uid.
 std::vector<std::uint32_t> discover_nodes(const std::string& fabric_dir);
 
 struct AdapterInfo {
