@@ -1,6 +1,8 @@
 // disd's admin views: node_info (adapters, counters), segments and links.
 #include "daemon.hpp"
 
+#include "dis/fabric_model.hpp"
+
 #include <unistd.h>
 
 namespace dis::disd {
@@ -28,7 +30,7 @@ nlohmann::json Daemon::node_info() const {
     auto peers = wire::list_node_sockets(m_opts.fabric_dir);
     auto links = m_config.links_of(m_opts.node_id, peers);
     std::uint32_t adapters = cn != nullptr ? cn->adapters : 1;
-    json ad = json::array();
+    fabric::NodeInfo info;
     for (std::uint32_t a = 0; a < adapters; ++a) {
         bool any_up = false;
         std::uint32_t width = m_config.default_width;
@@ -38,17 +40,18 @@ nlohmann::json Daemon::node_info() const {
             width = l.width;
             speed = l.speed;
         }
-        ad.push_back({{"adapter_no", a},
-                      {"node_id", m_opts.node_id},
-                      {"card_type", cn != nullptr ? cn->card_type : "software fabric adapter"},
-                      {"serial", (cn != nullptr && cn->serial != 0)
-                                     ? cn->serial
-                                     : 0xD1500000ULL + m_opts.node_id * 16 + a},
-                      {"links", links.size()},
-                      {"link_operational", any_up || links.empty()},
-                      {"link_width", width},
-                      {"link_speed", speed},
-                      {"dma_alignment", 1}});
+        fabric::AdapterInfo ad;
+        ad.adapter_no = a;
+        ad.node_id = m_opts.node_id;
+        ad.card_type = cn != nullptr ? cn->card_type : "software fabric adapter";
+        ad.serial = (cn != nullptr && cn->serial != 0) ? cn->serial
+                                                       : 0xD1500000ULL + m_opts.node_id * 16 + a;
+        ad.links = static_cast<std::uint32_t>(links.size());
+        ad.link_operational = any_up || links.empty();
+        ad.link_width = width;
+        ad.link_speed = speed;
+        ad.dma_alignment = 1;
+        info.adapters.push_back(ad);
     }
     std::uint64_t seg_bytes = 0;
     std::uint64_t connections = 0;
@@ -66,30 +69,28 @@ nlohmann::json Daemon::node_info() const {
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::steady_clock::now() - m_started)
                       .count();
-    return json{{"node_id", m_opts.node_id},
-                {"name", cn != nullptr && !cn->name.empty()
-                             ? cn->name
-                             : "node" + std::to_string(m_opts.node_id)},
-                {"pid", ::getpid()},
-                {"uptime_s", uptime},
-                {"topology", m_config.topology},
-                {"adapters", ad},
-                {"counters",
-                 {{"clients", m_clients.size()},
-                  {"clients_total", m_clients_total},
-                  {"segments", m_segments.size()},
-                  {"segment_bytes", seg_bytes},
-                  {"connections", connections},
-                  {"interrupts", m_interrupts.size()},
-                  {"dma_queues", queues},
-                  {"dma_bytes_total", m_dma_bytes.load()},
-                  {"dma_transfers_total", m_dma_transfers.load()},
-                  {"dma_errors_total", m_dma_errors.load()},
-                  {"requests_total", m_requests},
-                  {"malformed_requests_total", m_malformed},
-                  {"clients_dropped_total", m_clients_dropped},
-                  {"connections_refused_total", m_connections_refused},
-                  {"accept_errors_total", m_accept_errors}}}};
+    info.node_id = m_opts.node_id;
+    info.name =
+        cn != nullptr && !cn->name.empty() ? cn->name : "node" + std::to_string(m_opts.node_id);
+    info.pid = ::getpid();
+    info.uptime_s = static_cast<std::uint64_t>(uptime);
+    info.topology = m_config.topology;
+    info.counters = {{"clients", m_clients.size()},
+                     {"clients_total", m_clients_total},
+                     {"segments", m_segments.size()},
+                     {"segment_bytes", seg_bytes},
+                     {"connections", connections},
+                     {"interrupts", m_interrupts.size()},
+                     {"dma_queues", queues},
+                     {"dma_bytes_total", m_dma_bytes.load()},
+                     {"dma_transfers_total", m_dma_transfers.load()},
+                     {"dma_errors_total", m_dma_errors.load()},
+                     {"requests_total", m_requests},
+                     {"malformed_requests_total", m_malformed},
+                     {"clients_dropped_total", m_clients_dropped},
+                     {"connections_refused_total", m_connections_refused},
+                     {"accept_errors_total", m_accept_errors}};
+    return info;
 }
 
 nlohmann::json Daemon::segments_json() const {
@@ -107,16 +108,18 @@ nlohmann::json Daemon::segments_json() const {
         if (!s.available && s.prepared && !s.connections.empty()) {
             state = "unavailable";
         }
-        out.push_back({{"node_id", m_opts.node_id},
-                       {"segment_id", id},
-                       {"adapter_no", 0},
-                       {"size", s.size},
-                       {"owner_pid", s.owner_pid},
-                       {"owner_uid", s.owner_uid},
-                       {"state", state},
-                       {"connections", conns},
-                       {"mappings", maps},
-                       {"broadcast", s.broadcast}});
+        fabric::SegmentInfo info;
+        info.node_id = m_opts.node_id;
+        info.segment_id = id;
+        info.adapter_no = 0;
+        info.size = s.size;
+        info.owner_pid = s.owner_pid;
+        info.owner_uid = s.owner_uid;
+        info.state = state;
+        info.connections = conns;
+        info.mappings = maps;
+        info.broadcast = s.broadcast;
+        out.push_back(info);
     }
     return out;
 }
@@ -140,11 +143,8 @@ nlohmann::json Daemon::links_json() const {
         if (fd >= 0) {
             ::close(fd);
         }
-        out.push_back({{"local_node", m_opts.node_id},
-                       {"remote_node", l.b},
-                       {"state", (alive && l.up) ? "up" : "down"},
-                       {"width", l.width},
-                       {"speed", l.speed}});
+        out.push_back(fabric::LinkInfo{m_opts.node_id, l.b, (alive && l.up) ? "up" : "down",
+                                       l.width, l.speed});
     }
     return out;
 }
