@@ -10,6 +10,7 @@
 
 #include <sisci_api.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -164,4 +165,42 @@ TEST_CASE("a daemon socket served by another uid is not trusted",
     CHECK(wait_child(pid) == 0);
     ::kill(fake, SIGKILL);
     ::waitpid(fake, nullptr, 0);
+}
+
+TEST_CASE("without a fabric directory a non-root user gets an error, not /tmp",
+          "[fabric][hardening][fabric-dir]") {
+    REQUIRE(::geteuid() == 0);
+    // A child of uid 65534 with neither $DIS_FABRIC nor $XDG_RUNTIME_DIR: the resolver says
+    // why, disd exits 2 instead of serving from a directory under /tmp, SCIInitialize fails.
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (::setresgid(k_nobody, k_nobody, k_nobody) != 0 ||
+            ::setresuid(k_nobody, k_nobody, k_nobody) != 0) {
+            ::_exit(90);
+        }
+        ::unsetenv("DIS_FABRIC");
+        ::unsetenv("XDG_RUNTIME_DIR");
+        ::unsetenv("DIS_NODE_ID");
+        auto choice = dis::wire::choose_fabric_dir();
+        if (!choice.path.empty() || choice.error.find("XDG_RUNTIME_DIR") == std::string::npos) {
+            ::_exit(1);
+        }
+        sci_error_t err;
+        SCIInitialize(0, &err);
+        if (err == SCI_ERR_OK) {
+            ::_exit(2);
+        }
+        pid_t d = ::fork();
+        if (d == 0) {
+            int null = ::open("/dev/null", O_WRONLY);
+            ::dup2(null, 2);
+            ::execl(DIS_DISD_PATH, DIS_DISD_PATH, "--node-id", "4", static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        int st = 0;
+        ::waitpid(d, &st, 0);
+        ::_exit(WIFEXITED(st) && WEXITSTATUS(st) == 2 ? 0 : 3);
+    }
+    CHECK(wait_child(pid, 10000) == 0);
 }
