@@ -257,3 +257,18 @@ TEST_CASE("the wire protocol refuses stray descriptors, unknown ops and bad node
     }
     CHECK(c.must({{"op", "ping"}}) == SCI_ERR_OK);
 }
+
+TEST_CASE("a view too large for one message is an error reply, not a dropped client",
+          "[fabric][hardening]") {
+    LocalFabric fabric({4});
+    RawClient c(fabric.socket(4));
+    REQUIRE(c.hello(4) == SCI_ERR_OK);
+    // About 150 bytes of JSON per segment: 600 of them do not fit in 64 KiB.
+    for (std::uint32_t id = 1; id <= 600; ++id) {
+        REQUIRE(c.must({{"op", "seg_create"}, {"segment_id", id}, {"size", 4096}}) == SCI_ERR_OK);
+    }
+    auto r = c.call({{"op", "segments"}}, {}, milliseconds(2000));
+    REQUIRE(r.has_value());
+    CHECK(r->err() == SCI_ERR_NOSPC);
+    CHECK(c.must({{"op", "ping"}}) == SCI_ERR_OK);
+}

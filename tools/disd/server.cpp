@@ -360,11 +360,22 @@ void Daemon::serve_client(int client_id) {
     send(c, reply, fds);
 }
 
-void Daemon::send(Client& c, const json& body, const std::vector<int>& fds) {
+void Daemon::send(Client& c, const json& body, const std::vector<int>& fds_in) {
     if (c.doomed) {
         return;
     }
     std::string text = body.dump();
+    std::vector<int> fds = fds_in;
+    if (text.size() > wire::k_max_message) {
+        // A view too large for one message (thousands of segments): an error reply, not a
+        // send failure that would look like a dead client.
+        json err{{"err", SCI_ERR_NOSPC}, {"message", "reply larger than one message"}};
+        if (body.contains("seq")) {
+            err["seq"] = body["seq"];
+        }
+        text = err.dump();
+        fds.clear();
+    }
     if (c.out.empty()) {
         switch (wire::send_frame(c.sock.get(), text, fds)) {
         case wire::SendStatus::ok:
