@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -271,4 +272,35 @@ TEST_CASE("a view too large for one message is an error reply, not a dropped cli
     REQUIRE(r.has_value());
     CHECK(r->err() == SCI_ERR_NOSPC);
     CHECK(c.must({{"op", "ping"}}) == SCI_ERR_OK);
+}
+
+TEST_CASE("link probes to a frozen peer with a full backlog do not stall the node",
+          "[fabric][hardening]") {
+    LocalFabric fabric({4, 8});
+    REQUIRE(::kill(fabric.pid(8), SIGSTOP) == 0);
+    // Fill the frozen daemon's listen backlog: a blocking connect to it now waits forever.
+    std::vector<dis::wire::Fd> backlog;
+    for (int i = 0; i < 1000; ++i) {
+        dis::wire::Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, fabric.socket(8).c_str(), sizeof(addr.sun_path) - 1);
+        if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+            REQUIRE(errno == EAGAIN);
+            break;
+        }
+        backlog.push_back(std::move(fd));
+    }
+    REQUIRE(backlog.size() < 1000);
+    RawClient c(fabric.socket(4));
+    REQUIRE(c.hello(0) == SCI_ERR_OK);
+    auto t0 = Clock::now();
+    auto links = c.call({{"op", "links"}}, {}, milliseconds(1000));
+    REQUIRE(links.has_value());
+    CHECK(Clock::now() - t0 < milliseconds(500));
+    REQUIRE(links->body.at("links").size() == 1);
+    CHECK(links->body.at("links")[0].at("state") == "down");
+    CHECK(c.must({{"op", "ping"}}, {}, milliseconds(100)) == SCI_ERR_OK);
+    backlog.clear();
+    ::kill(fabric.pid(8), SIGCONT);
 }
