@@ -204,3 +204,42 @@ TEST_CASE("without a fabric directory a non-root user gets an error, not /tmp",
     }
     CHECK(wait_child(pid, 10000) == 0);
 }
+
+TEST_CASE("disd --group shares a new fabric directory with one group, and only then",
+          "[fabric][hardening][fabric-dir]") {
+    REQUIRE(::geteuid() == 0);
+    TempDir tmp;
+    std::string dir = (tmp.path() / "shared").string();
+    pid_t d = ::fork();
+    REQUIRE(d >= 0);
+    if (d == 0) {
+        ::execl(DIS_DISD_PATH, DIS_DISD_PATH, "--node-id", "4", "--fabric", dir.c_str(), "--group",
+                "65534", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::string sock = dir + "/node-4.sock";
+    bool up = false;
+    for (int i = 0; i < 500 && !up; ++i) {
+        dis::wire::Fd fd(dis::wire::connect_socket(sock));
+        up = fd.valid();
+        if (!up) {
+            ::usleep(10000);
+        }
+    }
+    REQUIRE(up);
+    struct stat st {};
+    REQUIRE(::lstat(dir.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0770);
+    CHECK(st.st_gid == 65534);
+    REQUIRE(::lstat(sock.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+    CHECK(st.st_gid == 65534);
+    ::kill(d, SIGTERM);
+    int status = 0;
+    REQUIRE(::waitpid(d, &status, 0) == d);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    // The same group-writable directory without --group: refused.
+    auto r = run({DIS_DISD_PATH, "--node-id", "4", "--fabric", dir});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("group-writable") != std::string::npos);
+}
