@@ -2,8 +2,9 @@
 
 #include "dis/error.hpp"
 #include "dis/fabric_config.hpp"
-#include "dis/unique_fd.hpp"
 #include "dis/sisci.hpp"
+#include "dis/unique_fd.hpp"
+#include "fabric_dir.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -46,10 +47,18 @@ struct RecordEntry {
 
 std::vector<RecordEntry> read_record(const std::string& fabric_dir) {
     std::vector<RecordEntry> entries;
-    std::ifstream in(record_path(fabric_dir));
-    if (!in)
+    UniqueFd fd(::open(record_path(fabric_dir).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ELOOP)
+            throw Error(ErrorKind::permission,
+                        "refusing " + record_path(fabric_dir) + ": it is a symbolic link");
         return entries;
-    nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+    }
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof(buf))) > 0;)
+        text.append(buf, static_cast<std::size_t>(n));
+    nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("nodes") ||
         !doc["nodes"].is_array())
         throw Error(ErrorKind::invalid_input,
@@ -72,10 +81,15 @@ void write_record(const std::string& fabric_dir, const std::vector<RecordEntry>&
     nlohmann::json doc = {{"nodes", nodes}};
     std::string path = record_path(fabric_dir);
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    ::unlink(tmp.c_str()); // a leftover of a crashed run; never followed
     {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << doc.dump(2) << '\n';
-        if (!out)
+        // O_EXCL | O_NOFOLLOW: a file planted there (or a symbolic link) is not written.
+        UniqueFd fd(
+            ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd.valid())
+            throw os_error("creating " + tmp, errno);
+        std::string text = doc.dump(2) + '\n';
+        if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
             throw os_error("writing " + tmp, errno);
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -183,9 +197,16 @@ pid_t spawn_disd(const StartOptions& options, std::uint32_t node_id, const std::
     // Everything the child needs is prepared before fork: after it, only async-signal-safe
     // calls. The daemon must not inherit our stdout, or a caller reading it to EOF would wait
     // for the daemon's exit.
-    UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-    if (log_fd.get() < 0)
+    // O_NOFOLLOW: a symbolic link planted as the log would have the daemon's output
+    // truncate and overwrite whatever it points to.
+    UniqueFd log_fd(
+        ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640));
+    if (log_fd.get() < 0) {
+        if (errno == ELOOP)
+            throw Error(ErrorKind::permission,
+                        "refusing log file " + log + ": it is a symbolic link");
         throw os_error("opening " + log, errno);
+    }
     UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (null_fd.get() < 0)
         throw os_error("opening /dev/null", errno);
@@ -289,11 +310,9 @@ std::vector<LocalNode> start_local_fabric(const StartOptions& options) {
     if (!is_executable(options.disd_path))
         throw Error(ErrorKind::not_found, options.disd_path + " is not an executable disd");
 
-    std::error_code ec;
-    fs::create_directories(options.fabric_dir, ec);
-    if (ec)
-        throw Error(ErrorKind::os,
-                    "creating fabric directory " + options.fabric_dir + ": " + ec.message());
+    if (auto why = wire::prepare_fabric_dir(options.fabric_dir, wire::client_fabric_dir_policy());
+        !why.empty())
+        throw Error(ErrorKind::permission, why);
 
     for (auto id : options.node_ids)
         if (answers(options.fabric_dir, id, std::chrono::milliseconds(500)))

@@ -1,6 +1,8 @@
 // libsisci runtime: daemon connections, event routing, callback dispatch.
 #include "client.hpp"
 
+#include "fabric_dir.hpp"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@ std::mutex g_runtime_mutex;
 Runtime* g_runtime = nullptr;
 
 constexpr auto k_call_timeout = std::chrono::seconds(10);
+constexpr int k_connect_timeout = 2000; // ms: a frozen daemon with a full backlog
 
 } // namespace
 
@@ -50,9 +53,16 @@ std::shared_ptr<Conn> Conn::open(const std::string& fabric_dir, std::uint32_t no
                                  std::uint32_t my_node, sci_error_t& err) {
     std::shared_ptr<Conn> c(new Conn());
     c->m_node = node;
-    c->m_sock = wire::Fd(wire::connect_socket(wire::socket_path(fabric_dir, node)));
+    c->m_sock = wire::Fd(wire::connect_socket(wire::socket_path(fabric_dir, node),
+                                              std::chrono::milliseconds(k_connect_timeout)));
     if (!c->m_sock.valid()) {
         err = (errno == ENOENT) ? SCI_ERR_NO_SUCH_NODEID : SCI_ERR_NODE_NOT_RESPONDING;
+        return nullptr;
+    }
+    // Memory goes only to a daemon of root, this user or $DIS_DAEMON_UID: anyone who could
+    // bind a socket in the directory could otherwise pose as the node.
+    if (!wire::check_daemon_peer(c->m_sock.get(), "node " + std::to_string(node)).empty()) {
+        err = SCI_ERR_ACCESS;
         return nullptr;
     }
     c->m_stop_efd = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -196,14 +206,14 @@ sci_error_t Runtime::initialize() {
     }
     std::unique_ptr<Runtime> rt(new Runtime());
     rt->m_pid = ::getpid();
-    if (const char* d = std::getenv("DIS_FABRIC"); d != nullptr && *d != '\0') {
-        rt->m_dir = d;
-    } else if (::geteuid() == 0) {
-        rt->m_dir = "/run/dis";
-    } else if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0') {
-        rt->m_dir = std::string(x) + "/dis";
-    } else {
-        rt->m_dir = "/tmp/dis-" + std::to_string(::geteuid());
+    auto dir = wire::choose_fabric_dir();
+    if (dir.path.empty()) {
+        return SCI_ERR_NOT_INITIALIZED;
+    }
+    rt->m_dir = dir.path;
+    if (wire::check_fabric_dir(rt->m_dir, wire::client_fabric_dir_policy()).state ==
+        wire::FabricDirState::untrusted) {
+        return SCI_ERR_ACCESS;
     }
     if (const char* n = std::getenv("DIS_NODE_ID"); n != nullptr && *n != '\0') {
         char* end = nullptr;
@@ -215,7 +225,8 @@ sci_error_t Runtime::initialize() {
     } else {
         // The lowest node whose daemon answers.
         for (auto id : wire::list_node_sockets(rt->m_dir)) {
-            int fd = wire::connect_socket(wire::socket_path(rt->m_dir, id));
+            int fd = wire::connect_socket(wire::socket_path(rt->m_dir, id),
+                                          std::chrono::milliseconds(200));
             if (fd >= 0) {
                 ::close(fd);
                 rt->m_node = id;

@@ -1,6 +1,7 @@
 // The software fabric's wire protocol: framing, descriptor passing, validated field access.
 #include "wire.hpp"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -12,8 +13,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 namespace dis::wire {
 
@@ -38,41 +41,106 @@ Mapping map_shared(int fd, std::size_t size, bool writable) {
     return Mapping(p, size);
 }
 
-bool send_message(int sock, const nlohmann::json& body, const std::vector<int>& fds) {
-    std::string text = body.dump();
+namespace {
+
+// Fills `msg` to carry `fds` as SCM_RIGHTS in `control` (sized for k_max_fds).
+void attach_fds(msghdr& msg, char* control, std::size_t control_size, const std::vector<int>& fds) {
+    if (fds.empty()) {
+        return;
+    }
+    std::memset(control, 0, control_size);
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+}
+
+SendStatus send_text(int sock, const std::string& text, const std::vector<int>& fds, int flags) {
     if (text.size() > k_max_message || fds.size() > k_max_fds) {
         errno = EMSGSIZE;
-        return false;
+        return SendStatus::gone;
     }
-    iovec iov{text.data(), text.size()};
+    iovec iov{const_cast<char*>(text.data()), text.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * k_max_fds)];
-    if (!fds.empty()) {
-        std::memset(control, 0, sizeof(control));
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
+    attach_fds(msg, control, sizeof(control), fds);
     for (;;) {
-        ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+        ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
         if (n >= 0) {
-            return true;
+            return SendStatus::ok;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return SendStatus::again;
         }
         if (errno != EINTR) {
-            return false;
+            return SendStatus::gone;
         }
     }
 }
 
+// Takes ownership of every descriptor a received message carried.
+void take_fds(msghdr& msg, std::vector<Fd>& out) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                out.emplace_back(fd);
+            }
+        }
+    }
+}
+
+} // namespace
+
+bool send_message(int sock, const nlohmann::json& body, const std::vector<int>& fds) {
+    std::string text = body.dump();
+    for (;;) {
+        switch (send_text(sock, text, fds, 0)) {
+        case SendStatus::ok:
+            return true;
+        case SendStatus::gone:
+            return false;
+        case SendStatus::again: {
+            // A non-blocking socket: wait until the message fits.
+            pollfd p{sock, POLLOUT, 0};
+            if (::poll(&p, 1, -1) < 0 && errno != EINTR) {
+                return false;
+            }
+            break;
+        }
+        }
+    }
+}
+
+SendStatus send_frame(int sock, const std::string& text, const std::vector<int>& fds) {
+    return send_text(sock, text, fds, MSG_DONTWAIT);
+}
+
 RecvStatus recv_message(int sock, Message& out) {
     out.fds.clear();
-    std::string buf(k_max_message + 1, '\0');
+    // The datagram's real length, without consuming it (its descriptors stay queued).
+    ssize_t len;
+    char probe = 0;
+    do {
+        len = ::recv(sock, &probe, 1, MSG_PEEK | MSG_TRUNC);
+    } while (len < 0 && errno == EINTR);
+    if (len < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return RecvStatus::again;
+        }
+        return (errno == ECONNRESET) ? RecvStatus::eof : RecvStatus::error;
+    }
+    // An oversize message is still received (into one byte, the rest discarded) so that its
+    // descriptors are taken and closed.
+    bool oversize = static_cast<std::size_t>(len) > k_max_message;
+    std::string buf(oversize ? 1 : std::max<std::size_t>(static_cast<std::size_t>(len), 1), '\0');
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -82,27 +150,20 @@ RecvStatus recv_message(int sock, Message& out) {
     msg.msg_controllen = sizeof(control);
     ssize_t n;
     do {
-        n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return RecvStatus::again;
+        }
         return (errno == ECONNRESET) ? RecvStatus::eof : RecvStatus::error;
     }
     // Take ownership of every descriptor first so none leaks on a malformed message.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                out.fds.emplace_back(fd);
-            }
-        }
-    }
+    take_fds(msg, out.fds);
     if (n == 0) {
         return RecvStatus::eof;
     }
-    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
-        static_cast<std::size_t>(n) > k_max_message) {
+    if (oversize || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
         return RecvStatus::malformed;
     }
     buf.resize(static_cast<std::size_t>(n));
@@ -138,7 +199,9 @@ std::vector<std::uint32_t> list_node_sockets(const std::string& fabric_dir) {
     return ids;
 }
 
-int connect_socket(const std::string& path) {
+namespace {
+
+int connect_with(const std::string& path, int extra_type, std::chrono::milliseconds timeout) {
     sockaddr_un addr{};
     if (path.size() >= sizeof(addr.sun_path)) {
         errno = ENAMETOOLONG;
@@ -146,17 +209,70 @@ int connect_socket(const std::string& path) {
     }
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | extra_type, 0));
+    if (!fd.valid()) {
         return -1;
     }
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        int e = errno;
-        ::close(fd);
-        errno = e;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+            break;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        // A Unix listener with a full backlog: a non-blocking connect says EAGAIN at once.
+        if (errno != EAGAIN || std::chrono::steady_clock::now() >= deadline) {
+            if (errno == EAGAIN) {
+                errno = ETIMEDOUT;
+            }
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (extra_type != 0) {
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    }
+    return fd.release();
+}
+
+} // namespace
+
+int connect_socket(const std::string& path) {
+    return connect_with(path, 0, std::chrono::milliseconds(0));
+}
+
+int connect_socket(const std::string& path, std::chrono::milliseconds timeout) {
+    return connect_with(path, SOCK_NONBLOCK, timeout);
+}
+
+long peer_uid(int sock) {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
         return -1;
     }
-    return fd;
+    return static_cast<long>(cred.uid);
+}
+
+std::string check_daemon_peer(int sock, const std::string& what) {
+    long uid = peer_uid(sock);
+    if (uid < 0) {
+        return what + ": cannot read the daemon's credentials: " + std::strerror(errno);
+    }
+    if (uid == 0 || uid == static_cast<long>(::geteuid())) {
+        return {};
+    }
+    if (const char* d = std::getenv("DIS_DAEMON_UID"); d != nullptr && *d != '\0') {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(d, &end, 10);
+        if (*end == '\0' && static_cast<long>(v) == uid) {
+            return {};
+        }
+    }
+    return what + " is served by uid " + std::to_string(uid) +
+           ", not by root or this user (set DIS_DAEMON_UID to trust it)";
 }
 
 std::uint64_t get_u64(const nlohmann::json& j, const char* key, std::uint64_t max) {
@@ -201,9 +317,12 @@ bool get_bool(const nlohmann::json& j, const char* key, bool dflt) {
 Channel::Channel(const std::string& fabric_dir, std::uint32_t node_id, std::uint32_t client_node,
                  std::chrono::milliseconds timeout)
     : m_timeout(timeout) {
-    m_fd = Fd(connect_socket(socket_path(fabric_dir, node_id)));
+    m_fd = Fd(connect_socket(socket_path(fabric_dir, node_id), timeout));
     if (!m_fd.valid()) {
         throw WireError("node " + std::to_string(node_id) + ": " + std::strerror(errno));
+    }
+    if (auto why = check_daemon_peer(m_fd.get(), "node " + std::to_string(node_id)); !why.empty()) {
+        throw UntrustedPeer(why);
     }
     call({{"op", "hello"}, {"version", k_protocol_version}, {"node_id", client_node}});
 }

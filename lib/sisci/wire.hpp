@@ -66,17 +66,29 @@ class WireError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+// The peer is not a daemon this process trusts (check_daemon_peer).
+class UntrustedPeer : public WireError {
+public:
+    using WireError::WireError;
+};
 
 struct Message {
     nlohmann::json body;
     std::vector<Fd> fds;
 };
 
-enum class RecvStatus { ok, eof, error, malformed };
+// `again`: a non-blocking socket has no message yet (nothing was consumed).
+enum class RecvStatus { ok, eof, error, malformed, again };
+enum class SendStatus { ok, again, gone };
 
 // Sends one message. Returns false (errno set) when the peer is gone.
 bool send_message(int sock, const nlohmann::json& body, const std::vector<int>& fds = {});
-// Receives one message; `malformed` for oversize, truncated or non-JSON-object payloads.
+// Sends one already encoded message without blocking: `again` when the socket's buffer is
+// full (nothing was sent), `gone` (errno set) when the peer is gone or the message too big.
+SendStatus send_frame(int sock, const std::string& text, const std::vector<int>& fds = {});
+// Receives one message into a buffer of the message's own size (learnt with MSG_PEEK |
+// MSG_TRUNC); `malformed` for oversize, truncated or non-JSON-object payloads (their
+// descriptors are received and closed).
 RecvStatus recv_message(int sock, Message& out);
 
 // Path of node `node_id`'s socket in `fabric_dir`: "<dir>/node-<id>.sock".
@@ -85,6 +97,17 @@ std::string socket_path(const std::string& fabric_dir, std::uint32_t node_id);
 std::vector<std::uint32_t> list_node_sockets(const std::string& fabric_dir);
 // Connects a SOCK_SEQPACKET socket to `path`; -1 with errno on failure.
 int connect_socket(const std::string& path);
+// The same without ever blocking longer than `timeout`: a frozen daemon whose listen backlog
+// is full refuses a non-blocking connect with EAGAIN, retried until the deadline (then -1,
+// errno ETIMEDOUT). The returned socket is blocking.
+int connect_socket(const std::string& path, std::chrono::milliseconds timeout);
+
+// The uid at the other end of a connected Unix socket (SO_PEERCRED); -1 when unknown.
+long peer_uid(int sock);
+// Whether the daemon at the other end of `sock` may be trusted with this process's memory:
+// its uid is root, this process's euid, or $DIS_DAEMON_UID. Empty when it may, else one line
+// saying why not.
+std::string check_daemon_peer(int sock, const std::string& what);
 
 // Validated field access: throw WireError when missing, mistyped or out of range.
 std::uint64_t get_u64(const nlohmann::json& j, const char* key, std::uint64_t max = UINT64_MAX);
@@ -95,7 +118,9 @@ bool get_bool(const nlohmann::json& j, const char* key, bool dflt = false);
 // A blocking request/reply channel (admin client, probes): one outstanding call at a time.
 class Channel {
 public:
-    // Connects and says hello; throws WireError when the node is not reachable.
+    // Connects (within `timeout`), checks the daemon's uid (check_daemon_peer) and says
+    // hello; throws WireError when the node is not reachable, UntrustedPeer when it is
+    // not trusted.
     Channel(const std::string& fabric_dir, std::uint32_t node_id, std::uint32_t client_node,
             std::chrono::milliseconds timeout);
     // Sends `req` (a "seq" is added) and waits for the matching reply, skipping events.

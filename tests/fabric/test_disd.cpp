@@ -67,7 +67,8 @@ TEST_CASE("disd rejects bad arguments and a second daemon for the same node", "[
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("missing.conf") != std::string::npos);
     for (const char* option :
-         {"--dma-streaming-bytes", "--max-client-memory", "--max-client-objects", "--adapter"}) {
+         {"--dma-streaming-bytes", "--max-client-memory", "--max-client-objects", "--adapter",
+          "--max-uid-memory", "--max-uid-objects", "--max-uid-connections"}) {
         for (const char* bad : {"-1", "lots", "1.5", "0x10"}) {
             INFO(option << " " << bad);
             r = run(

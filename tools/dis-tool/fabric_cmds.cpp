@@ -5,6 +5,7 @@
 #include "cli.hpp"
 
 #include "dis/error.hpp"
+#include "dis/fabric_model.hpp"
 #include "dis/local_fabric.hpp"
 #include "dis/sisci.hpp"
 #include "dis/topology.hpp"
@@ -72,23 +73,21 @@ std::string format_uptime(std::uint64_t s) {
     return out + std::to_string(sec) + "s";
 }
 
-json adapter_json(const fab::AdapterInfo& a) {
-    return {{"adapter_no", a.adapter_no},
-            {"node_id", a.node_id},
-            {"card_type", a.card_type},
-            {"serial", a.serial},
-            {"links", a.links},
-            {"link_operational", a.link_operational},
-            {"link_width", a.link_width},
-            {"link_speed", a.link_speed},
-            {"dma_alignment", a.dma_alignment}};
+// The nodes' and segments' JSON is the model's one schema (dis/fabric_model.hpp).
+json adapters_json(const std::vector<fab::AdapterInfo>& adapters) {
+    return json(adapters);
 }
 
-json adapters_json(const std::vector<fab::AdapterInfo>& adapters) {
-    json arr = json::array();
-    for (const auto& a : adapters)
-        arr.push_back(adapter_json(a));
-    return arr;
+bool csv(const Context& ctx) {
+    return ctx.format() == output::Format::csv;
+}
+
+// A table as text, or with -o csv as CSV (header row, then one row per line).
+void render(const Context& ctx, const output::Table& t, std::ostream& out) {
+    if (csv(ctx))
+        t.render_csv(out);
+    else
+        t.render_text(out);
 }
 
 std::string adapters_text(const std::vector<fab::AdapterInfo>& adapters) {
@@ -133,13 +132,14 @@ void run_start(Context& ctx, const FabricOptions& opts) {
                        {"log_file", n.log_file}});
     json doc = {{"fabric_dir", start.fabric_dir}, {"nodes", arr}};
     emit(ctx, doc, [&](std::ostream& out) {
-        out << "started " << nodes.size() << " node(s) in " << start.fabric_dir << "\n";
+        if (!csv(ctx))
+            out << "started " << nodes.size() << " node(s) in " << start.fabric_dir << "\n";
         output::Table t({{"NODE", output::Align::right},
                          {"PID", output::Align::right},
                          {"SOCKET", output::Align::left}});
         for (const auto& n : nodes)
             t.add_row({std::to_string(n.node_id), std::to_string(n.pid), n.socket});
-        t.render_text(out);
+        render(ctx, t, out);
     });
 }
 
@@ -156,7 +156,7 @@ void run_stop(Context& ctx, const FabricOptions& opts) {
     }
     json doc = {{"fabric_dir", dir}, {"nodes", arr}};
     emit(ctx, doc, [&](std::ostream& out) {
-        if (stopped.empty()) {
+        if (stopped.empty() && !csv(ctx)) {
             out << "no fabric nodes running in " << dir << "\n";
             return;
         }
@@ -167,7 +167,7 @@ void run_stop(Context& ctx, const FabricOptions& opts) {
         for (const auto& s : stopped)
             t.add_row({std::to_string(s.node_id), s.pid ? std::to_string(s.pid) : "", s.method,
                        s.stopped ? "yes" : "no"});
-        t.render_text(out);
+        render(ctx, t, out);
     });
     if (!failed.empty()) {
         std::string list;
@@ -202,7 +202,8 @@ void run_status(Context& ctx, const FabricOptions& opts) {
     }
     json doc = {{"fabric_dir", status.fabric_dir}, {"nodes", arr}};
     emit(ctx, doc, [&](std::ostream& out) {
-        out << "fabric " << status.fabric_dir << "\n";
+        if (!csv(ctx))
+            out << "fabric " << status.fabric_dir << "\n";
         output::Table t({{"NODE", output::Align::right},
                          {"NAME", output::Align::left},
                          {"STATE", output::Align::left},
@@ -217,7 +218,9 @@ void run_status(Context& ctx, const FabricOptions& opts) {
                 t.add_row({std::to_string(n.node_id), "", "down",
                            n.recorded_pid ? std::to_string(n.recorded_pid) : "", "", ""});
         }
-        t.render_text(out);
+        render(ctx, t, out);
+        if (csv(ctx))
+            return; // one table per CSV document; the counters are in -o json
         for (const auto& n : status.nodes) {
             if (!n.reachable || n.info.counters.empty())
                 continue;
@@ -251,13 +254,7 @@ void run_topology(Context& ctx, const FabricOptions& opts) {
                          {"local", n.local},
                          {"reachable", n.reachable},
                          {"adapters", adapters_json(n.adapters)}});
-    json links = json::array();
-    for (const auto& l : topo.links)
-        links.push_back({{"local_node", l.local_node},
-                         {"remote_node", l.remote_node},
-                         {"state", l.state},
-                         {"width", l.width},
-                         {"speed", l.speed}});
+    json links = topo.links;
     json doc = {{"fabric_dir", topo.fabric_dir},
                 {"implementation", topo.software_fabric ? "software" : "vendor"},
                 {"admin_available", topo.admin_available},
@@ -265,8 +262,9 @@ void run_topology(Context& ctx, const FabricOptions& opts) {
                 {"nodes", nodes},
                 {"links", links}};
     emit(ctx, doc, [&](std::ostream& out) {
-        out << (topo.software_fabric ? "software fabric " + topo.fabric_dir : "vendor SISCI")
-            << ", local node " << topo.local_node_id << "\n\n";
+        if (!csv(ctx))
+            out << (topo.software_fabric ? "software fabric " + topo.fabric_dir : "vendor SISCI")
+                << ", local node " << topo.local_node_id << "\n\n";
         output::Table t({{"NODE", output::Align::right},
                          {"NAME", output::Align::left},
                          {"STATE", output::Align::left},
@@ -283,11 +281,15 @@ void run_topology(Context& ctx, const FabricOptions& opts) {
                 t.add_row({std::to_string(n.node_id), name, state, std::to_string(a.adapter_no),
                            a.card_type, std::to_string(a.serial),
                            link_text(a.link_operational, a.link_width, a.link_speed)});
-                name.clear();
-                state.clear();
+                if (!csv(ctx)) { // CSV rows stand alone: every row names its node
+                    name.clear();
+                    state.clear();
+                }
             }
         }
-        t.render_text(out);
+        render(ctx, t, out);
+        if (csv(ctx))
+            return; // one table per CSV document; the links are in -o json
         out << "\n";
         if (!topo.admin_available) {
             out << "links: unavailable (no admin interface in a vendor SISCI build)\n";
@@ -328,19 +330,7 @@ void run_probe(Context& ctx, const FabricOptions& opts) {
 void run_segment_list(Context& ctx, const FabricOptions& opts) {
     std::string dir = fabric_dir(opts);
     auto segments = fab::list_segments(dir, opts.node);
-    json arr = json::array();
-    for (const auto& s : segments)
-        arr.push_back({{"node_id", s.node_id},
-                       {"segment_id", s.segment_id},
-                       {"adapter_no", s.adapter_no},
-                       {"size", s.size},
-                       {"owner_pid", s.owner_pid},
-                       {"owner_uid", s.owner_uid},
-                       {"state", s.state},
-                       {"connections", s.connections},
-                       {"mappings", s.mappings},
-                       {"broadcast", s.broadcast}});
-    json doc = {{"fabric_dir", dir}, {"segments", arr}};
+    json doc = {{"fabric_dir", dir}, {"segments", segments}};
     emit(ctx, doc, [&](std::ostream& out) {
         output::Table t({{"NODE", output::Align::right},
                          {"SEGMENT", output::Align::right},
@@ -358,10 +348,10 @@ void run_segment_list(Context& ctx, const FabricOptions& opts) {
                        std::to_string(s.owner_pid), std::to_string(s.owner_uid), s.state,
                        std::to_string(s.connections), std::to_string(s.mappings),
                        s.broadcast ? "broadcast" : ""});
-        if (segments.empty())
+        if (segments.empty() && !csv(ctx))
             out << "no segments\n";
         else
-            t.render_text(out);
+            render(ctx, t, out);
     });
 }
 

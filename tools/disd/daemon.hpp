@@ -8,14 +8,17 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,11 +31,26 @@ struct Options {
     std::uint32_t node_id = 0;
     std::string fabric_dir;
     std::optional<std::string> config_path;
+    std::optional<gid_t> group; // --group: the fabric directory and sockets are shared with it
     std::uint32_t adapter = 0;
     bool verbose = false;
-    std::uint64_t max_client_bytes = 1ULL << 30; // segment memory per client
-    std::uint32_t max_client_objects = 1024;     // segments, interrupts, queues, regions each
+    std::uint64_t max_client_bytes = 1ULL << 30; // segment + region memory per connection
+    std::uint32_t max_client_objects = 1024;     // segments, interrupts, queues each (4x regions)
+    std::uint64_t max_uid_bytes = 4ULL << 30;    // the same, summed over a uid's connections
+    std::uint32_t max_uid_objects = 16384;       // all objects of a uid, every kind together
+    std::uint32_t max_uid_connections = 256;     // connections of one uid at a time
     std::uint64_t dma_streaming_bytes = 0;       // see engine.cpp; 0: a quarter of the LLC
+};
+
+// Kinds of objects a client holds (counted per client and per uid).
+enum class Obj { segment, interrupt, queue, region };
+inline constexpr std::size_t k_obj_kinds = 4;
+
+// A message waiting for a client's socket to accept it; descriptors are the daemon's own
+// duplicates, so they stay valid whatever happens to the objects they came from.
+struct Outgoing {
+    std::string text;
+    std::vector<wire::Fd> fds;
 };
 
 struct Client {
@@ -42,12 +60,20 @@ struct Client {
     uid_t uid = 0;
     gid_t gid = 0;
     bool hello = false;
-    std::uint32_t node_id = 0; // the node the client process belongs to
+    std::uint32_t node_id = 0; // the node the client process belongs to (0: an admin client)
     std::uint64_t bytes = 0;
-    std::uint32_t segments = 0;
-    std::uint32_t interrupts = 0;
-    std::uint32_t queues = 0;
-    std::uint32_t regions = 0;
+    std::array<std::uint32_t, k_obj_kinds> objects{};
+    std::deque<Outgoing> out; // replies and events the socket did not take yet
+    std::size_t out_bytes = 0;
+    bool want_out = false; // EPOLLOUT armed
+    bool doomed = false;   // to be dropped once the current event is handled
+};
+
+// What one uid holds over all its connections.
+struct UidUsage {
+    std::uint64_t bytes = 0;
+    std::uint32_t objects = 0;
+    std::uint32_t connections = 0;
 };
 
 struct Segment {
@@ -82,6 +108,7 @@ struct Interrupt {
 // A memory region the DMA engine may read or write, owned by one client.
 struct Region {
     int client = 0;
+    std::uint64_t bytes = 0; // charged to the client: a mapping of another node's memory
     std::shared_ptr<wire::Mapping> map;
 };
 
@@ -95,6 +122,15 @@ struct DmaQueue {
     std::uint32_t tail = 0; // the engine's own copy; the shared one is informative
 };
 
+// One request being served: what came in, and what goes back.
+struct Request {
+    Client& client;
+    const nlohmann::json& body;
+    std::vector<wire::Fd>& fds;  // descriptors that came with it (at most the op's fds_in)
+    nlohmann::json& reply;       // "err" is set by the caller
+    std::vector<int>& reply_fds; // descriptors of the daemon's objects to send with the reply
+};
+
 class Daemon {
 public:
     explicit Daemon(Options opts);
@@ -106,42 +142,79 @@ public:
 
 private:
     using json = nlohmann::json;
+    using Handler = void (Daemon::*)(Request&);
+    // One row of the wire protocol (server.cpp has the table; README.md documents it).
+    struct Op {
+        std::string_view name;
+        Handler handler;
+        bool needs_hello;
+        std::uint8_t fds_in; // descriptors the request may carry; more are refused
+    };
+    static const Op* find_op(std::string_view name);
 
+    // Server loop, clients and their queues (server.cpp).
     void log(const std::string& msg) const;
-    void accept_client();
+    void accept_clients();
+    void refuse_connection(wire::Fd sock, uid_t uid);
+    void pause_accepting();
+    void resume_accepting();
     void serve_client(int client_id);
+    void dispatch(Client& c, wire::Message& msg, json& reply, std::vector<int>& fds);
+    void send(Client& c, const json& body, const std::vector<int>& fds = {});
+    void send_to(int client_id, const json& body);
+    void flush(Client& c);
+    void update_events(Client& c);
+    void doom(Client& c, const std::string& why);
+    void reap_doomed();
     void drop_client(int client_id);
-    void handle(Client& c, const wire::Message& msg, json& reply, std::vector<int>& fds);
-    void send_event(int client_id, const json& ev, const std::vector<int>& fds = {});
 
-    // Request handlers: fill `reply` ("err" set by the caller when they throw).
-    void op_hello(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_seg_create(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_seg_register(Client& c, const json& req, const wire::Message& msg, json& reply);
-    void op_seg_state(Client& c, const json& req, const std::string& op, json& reply);
-    void op_seg_remove(Client& c, const json& req, json& reply);
-    void op_seg_attach(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_seg_connect(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_seg_disconnect(Client& c, const json& req, json& reply);
-    void op_seg_map(Client& c, const json& req, json& reply);
-    void op_int_create(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_int_remove(Client& c, const json& req, json& reply);
-    void op_int_connect(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_int_disconnect(Client& c, const json& req, json& reply);
-    void op_dma_queue_create(Client& c, const json& req, json& reply, std::vector<int>& fds);
-    void op_dma_queue_remove(Client& c, const json& req, json& reply);
-    void op_dma_region(Client& c, const json& req, const wire::Message& msg, json& reply);
-    void op_dma_region_release(Client& c, const json& req, json& reply);
-    json node_info() const;
-    json segments_json() const;
-    json links_json() const;
+    // Accounting (server.cpp): throws Refused(SCI_ERR_NOSPC) over a client's or uid's limit.
+    void charge(Client& c, Obj kind, std::uint64_t bytes);
+    void charge_bytes(Client& c, std::uint64_t bytes);
+    void release(int client_id, Obj kind, std::uint64_t bytes);
 
+    void op_hello(Request& r);
+    void op_ping(Request& r);
+    void op_shutdown(Request& r);
+
+    // Segments (segments.cpp).
+    void op_seg_create(Request& r);
+    void op_seg_register(Request& r);
+    void op_seg_state(Request& r);
+    void op_seg_remove(Request& r);
+    void op_seg_attach(Request& r);
+    void op_seg_connect(Request& r);
+    void op_seg_disconnect(Request& r);
+    void op_seg_map(Request& r);
     Segment& owned_segment(Client& c, std::uint32_t id);
     bool may_access(const Client& c, uid_t owner_uid, bool shared_access) const;
     void remove_segment(std::uint32_t id, bool notify);
-    void remove_interrupt(std::uint32_t no, bool data);
     void segment_event(const Segment& s, int target_client, bool to_owner, int reason,
                        std::uint32_t node);
+    void release_client_segments(int client_id);
+
+    // Interrupts (interrupts.cpp).
+    void op_int_create(Request& r);
+    void op_int_remove(Request& r);
+    void op_int_connect(Request& r);
+    void op_int_disconnect(Request& r);
+    void remove_interrupt(std::uint32_t no, bool data);
+    void release_client_interrupts(int client_id);
+
+    // DMA queues and regions (dma.cpp).
+    void op_dma_queue_create(Request& r);
+    void op_dma_queue_remove(Request& r);
+    void op_dma_region(Request& r);
+    void op_dma_region_release(Request& r);
+    void release_client_dma(int client_id);
+
+    // Admin views (admin_views.cpp).
+    void op_node_info(Request& r);
+    void op_segments(Request& r);
+    void op_links(Request& r);
+    json node_info() const;
+    json segments_json() const;
+    json links_json() const;
 
     // DMA engine (engine.cpp).
     void engine_main();
@@ -155,12 +228,16 @@ private:
     wire::Fd m_listen;
     wire::Fd m_epoll;
     wire::Fd m_signal;
+    wire::Fd m_accept_timer; // re-arms the listener after the daemon ran out of descriptors
+    wire::Fd m_reserve_fd;   // /dev/null, given up to accept-and-close at EMFILE
+    bool m_accept_paused = false;
     std::string m_socket_path;
     bool m_stop = false;
 
     int m_next_client = 1;
-    std::map<int, Client> m_clients;   // by client id
-    std::map<int, int> m_fd_to_client; // socket fd -> client id
+    std::map<int, Client> m_clients; // by client id (also the epoll tag)
+    std::vector<int> m_doomed;
+    std::map<uid_t, UidUsage> m_uids;
     std::map<std::uint32_t, Segment> m_segments;
     std::map<std::pair<bool, std::uint32_t>, Interrupt> m_interrupts; // (data, no)
     std::uint32_t m_next_auto_segment = 0x10000;
@@ -187,6 +264,9 @@ private:
     std::uint64_t m_requests = 0;
     std::uint64_t m_malformed = 0;
     std::uint64_t m_clients_total = 0;
+    std::uint64_t m_clients_dropped = 0;     // outbound queue overflowed
+    std::uint64_t m_connections_refused = 0; // over --max-uid-connections
+    std::uint64_t m_accept_errors = 0;       // accept() failed (EMFILE, ENFILE, ...)
 };
 
 // Error reply for a request the daemon refuses: carries an sci_error_t code.
@@ -194,5 +274,24 @@ struct Refused {
     int code;
     std::string why;
 };
+
+[[noreturn]] inline void refuse(int code, const std::string& why) {
+    throw Refused{code, why};
+}
+
+// Limits of the outbound queue of one client (replies and events it has not read yet).
+// Beyond either, the client is dropped as if it had died.
+inline constexpr std::size_t k_max_out_messages = 256;
+inline constexpr std::size_t k_max_out_bytes = 4u << 20;
+
+inline constexpr std::uint64_t k_max_segment_size = 1ULL << 40;
+inline constexpr std::uint32_t k_max_dma_entries = 4096;
+
+// A sealed memfd of `size` bytes (throws Refused(NOSPC)).
+wire::Fd make_memfd(const std::string& name, std::uint64_t size);
+// Refuses (SCI_ERR_ILLEGAL_PARAMETER) memory a client handed over unless its size is sealed
+// (F_SEAL_SHRINK | F_SEAL_GROW: a later truncate would SIGBUS the daemon's mapping) and it is
+// a memory file of at least `size` bytes.
+void require_sealed_memory(int fd, std::uint64_t size);
 
 } // namespace dis::disd

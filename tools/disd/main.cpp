@@ -3,9 +3,11 @@
 #include "daemon.hpp"
 
 #include "dis/error.hpp"
-#include "dis/fabric_admin.hpp"
+#include "fabric_dir.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <grp.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -27,12 +29,24 @@ CLI::Validator whole_number(bool positive) {
         "");
 }
 
+// A group name or number.
+std::optional<gid_t> lookup_group(const std::string& name) {
+    if (const group* g = ::getgrnam(name.c_str()); g != nullptr) {
+        return g->gr_gid;
+    }
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+        return static_cast<gid_t>(std::stoul(name));
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     dis::disd::Options opts;
     std::string fabric;
     std::string config;
+    std::string group;
     CLI::App app{"disd: a node daemon of the dis-tool software fabric"};
     app.set_version_flag("--version", std::string(DIS_VERSION));
     app.add_option("--node-id", opts.node_id, "This node's id (a positive multiple of 4)")
@@ -44,12 +58,28 @@ int main(int argc, char** argv) {
     app.add_option("--config", config, "Fabric config file (see disd(8))");
     app.add_option("--adapter", opts.adapter, "Adapter number (software nodes have adapter 0)")
         ->check(whole_number(false));
+    app.add_option("--group", group,
+                   "Share the fabric directory (0770) and socket with this group; without it "
+                   "the directory is 0700")
+        ->type_name("GROUP");
     app.add_option("--max-client-memory", opts.max_client_bytes,
-                   "Segment memory one client process may hold, in bytes (default 1 GiB)")
+                   "Segment and DMA region memory one connection may hold, in bytes (default "
+                   "1 GiB)")
         ->check(whole_number(false));
     app.add_option("--max-client-objects", opts.max_client_objects,
-                   "Segments, interrupts and DMA queues one client may hold, each (default 1024)")
+                   "Segments, interrupts and DMA queues one connection may hold, each (default "
+                   "1024; 4x for DMA regions)")
         ->check(whole_number(false));
+    app.add_option("--max-uid-memory", opts.max_uid_bytes,
+                   "The same memory summed over all connections of one uid (default 4 GiB)")
+        ->check(whole_number(false));
+    app.add_option("--max-uid-objects", opts.max_uid_objects,
+                   "Objects of every kind one uid may hold over all its connections (default "
+                   "16384)")
+        ->check(whole_number(false));
+    app.add_option("--max-uid-connections", opts.max_uid_connections,
+                   "Connections one uid may have open at a time (default 256)")
+        ->check(whole_number(true));
     app.add_option("--dma-streaming-bytes", opts.dma_streaming_bytes,
                    "DMA transfers of at least this many bytes bypass the CPU caches "
                    "(default: a quarter of the last-level cache)")
@@ -61,8 +91,18 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? 0 : dis::k_exit_usage;
     }
     try {
-        opts.fabric_dir = dis::fabric::resolve_fabric_dir(
+        auto dir = dis::wire::choose_fabric_dir(
             fabric.empty() ? std::nullopt : std::optional<std::string>(fabric));
+        if (dir.path.empty()) {
+            throw dis::Error(dis::ErrorKind::invalid_input, dir.error);
+        }
+        opts.fabric_dir = dir.path;
+        if (!group.empty()) {
+            opts.group = lookup_group(group);
+            if (!opts.group) {
+                throw dis::Error(dis::ErrorKind::invalid_input, "no group '" + group + "'");
+            }
+        }
         if (!config.empty()) {
             opts.config_path = config;
         }

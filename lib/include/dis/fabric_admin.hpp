@@ -3,6 +3,8 @@
 // build these views are reported as unavailable; fabric data paths never use this.
 #pragma once
 
+#include "dis/fabric_model.hpp"
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -16,57 +18,17 @@
 namespace dis::fabric {
 
 // The fabric directory: `flag` if given, else $DIS_FABRIC, else /run/dis as root, else
-// $XDG_RUNTIME_DIR/dis (falling back to /tmp/dis-<uid>).
+// $XDG_RUNTIME_DIR/dis; no fallback (Error invalid_input without any). When it exists it must
+// pass the checks of the one resolver (lib/sisci/fabric_dir.hpp: a real directory owned by
+// root, the euid or $DIS_DAEMON_UID, not writable by others), else Error(permission).
 std::string resolve_fabric_dir(const std::optional<std::string>& flag = std::nullopt);
 
 // The Unix socket of node `node_id` in `fabric_dir`.
 std::string node_socket_path(const std::string& fabric_dir, std::uint32_t node_id);
 
-// Node ids whose daemon socket exists in `fabric_dir` and answers, ascending.
+// Node ids whose daemon socket exists in `fabric_dir` and answers, ascending. Throws
+// Error(permission) when one is served by an untrusted uid.
 std::vector<std::uint32_t> discover_nodes(const std::string& fabric_dir);
-
-struct AdapterInfo {
-    std::uint32_t adapter_no = 0;
-    std::uint32_t node_id = 0;
-    std::string card_type;
-    std::uint64_t serial = 0;
-    std::uint32_t links = 0;
-    bool link_operational = false;
-    std::uint32_t link_width = 0;
-    std::string link_speed; // lspci spelling, "8GT/s"
-    std::uint32_t dma_alignment = 0;
-};
-
-struct NodeInfo {
-    std::uint32_t node_id = 0;
-    std::string name;
-    pid_t pid = 0;
-    std::uint64_t uptime_s = 0;
-    std::vector<AdapterInfo> adapters;
-    // Daemon counters in base units, Prometheus-style names ("dma_bytes_total", "clients").
-    std::map<std::string, std::uint64_t> counters;
-};
-
-struct SegmentInfo {
-    std::uint32_t node_id = 0;
-    std::uint32_t segment_id = 0;
-    std::uint32_t adapter_no = 0;
-    std::uint64_t size = 0;
-    pid_t owner_pid = 0;
-    uid_t owner_uid = 0;
-    std::string state; // "created", "prepared", "available", "unavailable"
-    std::uint32_t connections = 0;
-    std::uint32_t mappings = 0;
-    bool broadcast = false;
-};
-
-struct LinkInfo {
-    std::uint32_t local_node = 0;
-    std::uint32_t remote_node = 0;
-    std::string state; // "up", "down"
-    std::uint32_t width = 0;
-    std::string speed;
-};
 
 // One connection to one node daemon's admin interface. Throws dis::Error(fabric_down) when
 // the daemon is not there or does not answer within `timeout`.
