@@ -7,7 +7,8 @@
 #
 # Environment: DIS_VM_CACHE (kernel cache, see scripts/vm-install-deps.sh), DIS_VM_ACCEL
 # (kvm, tcg or auto; default auto: KVM when /dev/kvm opens and the guest kernel starts under
-# it, else TCG), DIS_VM_TIMEOUT (whole boot in seconds, default 240), DIS_VM_OUT (results
+# it, else TCG), DIS_VM_KVM_PROBE (seconds KVM gets to print the kernel's first line, default
+# 10), DIS_VM_TIMEOUT (probe plus boot in seconds, default 240), DIS_VM_OUT (results
 # directory, default BUILD_DIR/vm/results).
 # Exit 0 only when the guest printed "VM-RESULT: N passed, 0 failed" and every host-side
 # comparison passed. A VM that cannot start or never reports is a failure, never a pass.
@@ -18,7 +19,7 @@ build="$(cd "${1:-$repo/build}" && pwd)"
 cache="${DIS_VM_CACHE:-$repo/build/vm/cache}"
 out="${DIS_VM_OUT:-$build/vm/results}"
 timeout_s="${DIS_VM_TIMEOUT:-240}"
-kvm_probe_s="${DIS_VM_KVM_PROBE:-20}"
+kvm_probe_s="${DIS_VM_KVM_PROBE:-10}"
 accel_wanted="${DIS_VM_ACCEL:-auto}"
 
 fail() {
@@ -39,8 +40,10 @@ kernel="$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)"
 rm -rf "$out"
 mkdir -p "$out"
 initrd="$build/vm/initramfs.cpio.gz"
+t0=$SECONDS
 "$repo/tests/vm/build-initramfs.sh" "$build" "$kdir" "$initrd" ||
     fail "could not build the initramfs"
+echo "vm: initramfs built in $((SECONDS - t0))s"
 
 # The machine: q35 + intel-iommu; root port rp1 -> switch (x3130 upstream, two downstream
 # ports) -> NVMe with SR-IOV (2 VFs) and edu; root port rp2 -> e1000e alone.
@@ -109,16 +112,23 @@ stop_qemu() {
 
 start=$SECONDS
 accel=""
+# DIS_VM_TIMEOUT covers the whole stage from here: the KVM probe and the boot that counts.
 if [ "$accel_wanted" != tcg ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] &&
     (exec 3<>/dev/kvm) 2>/dev/null; then
     boot kvm
     # Under working KVM the kernel's first console line comes in a second or two. Nested
     # KVM can hang in the decompressor or abort on an MSR: then fall back to TCG.
-    if wait_for "Linux version" "$kvm_probe_s"; then
+    probe=0
+    wait_for "Linux version" "$kvm_probe_s" || probe=$?
+    if [ $probe -eq 0 ]; then
         accel=kvm
     else
-        echo "vm: KVM did not start the guest kernel within ${kvm_probe_s}s" \
-            "($(tail -n1 "$out/qemu.log" 2>/dev/null)); falling back to TCG" >&2
+        if [ $probe -eq 1 ]; then
+            why="QEMU exited: $(tail -n1 "$out/qemu.log" 2>/dev/null)"
+        else
+            why="no kernel output within ${kvm_probe_s}s"
+        fi
+        echo "vm: KVM did not start the guest kernel ($why); falling back to TCG" >&2
         stop_qemu
         cp "$out/console.log" "$out/console-kvm-attempt.log" 2>/dev/null || true
         [ "$accel_wanted" = kvm ] && fail "DIS_VM_ACCEL=kvm but KVM does not boot the guest"
@@ -167,7 +177,9 @@ if ! sed -n '/^DIS-VM-DATA-BEGIN$/,/^DIS-VM-DATA-END$/p' "$out/data.log" | sed '
 fi
 
 host_rc=0
-"$repo/tests/vm/host/compare.sh" "$out/guest" | tee "$out/compare.log" || host_rc=$?
+"$repo/tests/vm/host/compare.sh" "$out/guest" >"$out/compare.log" 2>&1 || host_rc=$?
+# Every comparison is in compare.log; the console gets the failures and the count.
+grep -v '^PASS ' "$out/compare.log" || true
 host_line="$(grep -E '^VM-HOST: [0-9]+ passed, [0-9]+ failed$' "$out/compare.log" | tail -n1)"
 host_pass="$(echo "$host_line" | sed -E 's/^VM-HOST: ([0-9]+) passed.*/\1/')"
 host_fail="$(echo "$host_line" | sed -E 's/.* ([0-9]+) failed$/\1/')"

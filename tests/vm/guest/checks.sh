@@ -19,15 +19,16 @@ bad() {
     echo "VM-CHECK FAIL $1: $2"
 }
 # check NAME COMMAND...: PASS when the command succeeds.
+# (busybox ash has `local`; without it the helpers would overwrite each other's names.)
 check() {
-    name="$1"
+    local what="$1"
     shift
-    if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name" "$(head -c 300 /tmp/check.out)"; fi
+    if "$@" >/tmp/check.out 2>&1; then ok "$what"; else bad "$what" "$(head -c 300 /tmp/check.out)"; fi
 }
 
 # bdf_of VENDOR DEVICE [N]: the Nth (1-based) device with those ids, from sysfs.
 bdf_of() {
-    n=0
+    local n=0 d
     for d in /sys/bus/pci/devices/*; do
         if [ "$(cat "$d/vendor")" = "0x$1" ] && [ "$(cat "$d/device")" = "0x$2" ]; then
             n=$((n + 1))
@@ -42,7 +43,7 @@ bdf_of() {
 
 # wait_driver BDF DRIVER: drivers probe asynchronously (nvme); poll with a 20 s deadline.
 wait_driver() {
-    i=0
+    local i=0
     while [ $i -lt 100 ]; do
         [ "$(basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)")" = "$2" ] &&
             return 0
@@ -55,12 +56,12 @@ wait_driver() {
 
 # run_capture NAME COMMAND...: stdout to $out/NAME, stderr to NAME.err, exit code to NAME.rc.
 run_capture() {
-    name="$1"
+    local file="$1" status
     shift
-    "$@" >"$out/$name" 2>"$out/$name.err"
-    rc=$?
-    echo "$rc" >"$out/$name.rc"
-    return $rc
+    "$@" >"$out/$file" 2>"$out/$file.err"
+    status=$?
+    echo "$status" >"$out/$file.rc"
+    return $status
 }
 
 # sysfs snapshot, tab-separated: one line per device, then one line per group member.
@@ -89,7 +90,7 @@ sysfs_snapshot() {
 
 # snapshot PREFIX: everything the host compares, for the devices present now.
 snapshot() {
-    p="$1"
+    local p="$1" d b rc
     sysfs_snapshot >"$out/$p.sysfs.tsv"
     check "$p: dis-tool pci list -o json exits 0" run_capture "$p.pci-list.json" dis-tool pci list -o json
     check "$p: dis-tool iommu -o json exits 0" run_capture "$p.iommu.json" dis-tool iommu -o json
