@@ -50,6 +50,7 @@ echo "vm: initramfs built in $((SECONDS - t0))s"
 # NVMe SR-IOV in QEMU 7.2 needs a subsystem and flexible queue/interrupt resources for the
 # VFs: sriov_vq_flexible >= 2 per VF, sriov_vi_flexible >= 1 per VF (defaults
 # max_ioqpairs=64 and msix_qsize=65 leave room for both).
+# shellcheck disable=SC2054 # commas separate QEMU properties, not array elements
 devices=(
     -device intel-iommu,intremap=on
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=0x4
@@ -67,7 +68,7 @@ append="console=ttyS0 intel_iommu=on panic=-1 loglevel=4"
 
 qemu_pid=""
 cleanup() {
-    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+    if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 

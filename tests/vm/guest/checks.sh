@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=dash disable=SC3043 # busybox ash has local
 # Guest side of the VM test bed (busybox sh, run by /init). Two kinds of work:
 #  - checks that need the live guest (modules loaded, IOMMU on, the expected devices and
 #    drivers present, dis-tool and lspci run), each printed as "VM-CHECK PASS|FAIL name";
@@ -76,9 +77,15 @@ sysfs_snapshot() {
         num=""
         [ -f "$d/sriov_totalvfs" ] && tot="$(cat "$d/sriov_totalvfs")"
         [ -f "$d/sriov_numvfs" ] && num="$(cat "$d/sriov_numvfs")"
-        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$(cat "$d/vendor")" \
+        # The parent: the directory holding this device's, when it is a PCI device.
+        par="$(basename "$(dirname "$(readlink -f "$d")")")"
+        case "$par" in
+        [0-9a-f][0-9a-f][0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f].[0-7]) ;;
+        *) par="" ;;
+        esac
+        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$(cat "$d/vendor")" \
             "$(cat "$d/device")" "$(cat "$d/class")" "${drv:--}" "${grp:--}" "${rm:--}" \
-            "${tot:--}" "${num:--}"
+            "${tot:--}" "${num:--}" "${par:--}" "$(cat "$d/numa_node" 2>/dev/null || echo -)"
     done
     for g in /sys/kernel/iommu_groups/*; do
         [ -d "$g/devices" ] || continue
@@ -88,15 +95,22 @@ sysfs_snapshot() {
     done
 }
 
-# snapshot PREFIX: everything the host compares, for the devices present now.
+# snapshot PREFIX [BDF...]: everything the host compares, for the devices present now;
+# device check for the BDFs given, or for every device (each dis-tool run costs ~0.5 s of TCG).
 snapshot() {
-    local p="$1" d b rc
+    local p="$1" d b rc targets=""
+    shift
+    if [ $# -gt 0 ]; then
+        for b in "$@"; do targets="$targets /sys/bus/pci/devices/$b"; done
+    else
+        targets="$(echo /sys/bus/pci/devices/*)"
+    fi
     sysfs_snapshot >"$out/$p.sysfs.tsv"
     check "$p: dis-tool pci list -o json exits 0" run_capture "$p.pci-list.json" dis-tool pci list -o json
     check "$p: dis-tool iommu -o json exits 0" run_capture "$p.iommu.json" dis-tool iommu -o json
     check "$p: lspci -vvv exits 0" run_capture "$p.lspci-vvv.txt" lspci -D -nn -vvv -k
-    check "$p: lspci -vmm exits 0" run_capture "$p.lspci-vmm.txt" lspci -D -n -vmm -k
-    for d in /sys/bus/pci/devices/*; do
+    check "$p: lspci -vmm exits 0" run_capture "$p.lspci-vmm.txt" lspci -D -vmm
+    for d in $targets; do
         b="$(basename "$d")"
         run_capture "$p.device-check.$b.json" dis-tool -o json device check "$b"
         rc=$?
@@ -116,6 +130,8 @@ for m in nvme e1000e vfio_pci; do
 done
 check "intel-iommu active (/sys/class/iommu has a unit)" sh -c 'ls /sys/class/iommu | grep -q .'
 check "the kernel made IOMMU groups" sh -c 'ls /sys/kernel/iommu_groups | grep -q .'
+check "interrupt remapping enabled" sh -c 'dmesg | grep -q "Enabled IRQ remapping"'
+check "DMA goes through IOMMU translation" sh -c 'dmesg | grep -q "Default domain type: Translated"'
 
 # The machine run.sh builds: QEMU's ids.
 nvme="$(bdf_of 1b36 0010)"
@@ -152,7 +168,11 @@ if [ -n "$nvme" ]; then
     if echo 2 >"/sys/bus/pci/devices/$nvme/sriov_numvfs" 2>/tmp/vf.err; then
         ok "enable 2 VFs on $nvme"
         check "VF virtfn0 and virtfn1 exist" test -e "/sys/bus/pci/devices/$nvme/virtfn1"
-        snapshot vfs
+        # device check again only where SR-IOV changed things: the PF and its VFs.
+        # shellcheck disable=SC2046 # one BDF per word
+        snapshot vfs "$nvme" $(for v in "/sys/bus/pci/devices/$nvme"/virtfn*; do
+            basename "$(readlink -f "$v")"
+        done)
     else
         bad "enable 2 VFs on $nvme" "$(cat /tmp/vf.err)"
     fi

@@ -7,9 +7,10 @@
 # For each snapshot (base: after boot; vfs: after enabling the NVMe's 2 VFs):
 #  1. pci list vs lspci -vvv: the same devices, and per device ids, class, prog-if,
 #     revision, subsystem, driver, IOMMU group, port type, link capability and status, FLR,
-#     SR-IOV counts, ACS capability and control bits, and every BAR (type, base, size, width,
-#     prefetch).
-#  2. pci list vs sysfs: driver, IOMMU group, reset_method, sriov_totalvfs and sriov_numvfs.
+#     SR-IOV counts, ACS capability and control bits, every BAR (type, base, size, width,
+#     prefetch), a bridge's bus numbers; class, vendor and device names vs lspci -vmm.
+#  2. pci list vs sysfs: ids, driver, IOMMU group, reset_method, sriov_totalvfs and
+#     sriov_numvfs, FLR vs the kernel's reset methods, parent (the device path), numa_node.
 #  3. iommu vs /sys/kernel/iommu_groups: the same groups with the same members; each device's
 #     group, shares_with and isolated verdict; whether the two endpoints below the switch share
 #     a group exactly as the kernel grouped them.
@@ -62,13 +63,16 @@ columns() {
               (if (.bars | length) == 0 then "-"
                else [ .bars[] | "\(.index):\(.type):\(.base):\(.size // "?"):" +
                       (if .is_64bit then "64" else "32" end) + ":" +
-                      (if .prefetchable then "pf" else "np" end) ] | join(";") end)
+                      (if .prefetchable then "pf" else "np" end) ] | join(";") end),
+              (if .primary_bus == null then "-"
+               else [ .primary_bus, .secondary_bus, .subordinate_bus ]
+                    | map(hexs | if length < 2 then "0" + . else . end) | join("/") end)
             ] | @tsv' "$1"
 }
 
 names=(bdf vendor_id device_id class prog_if revision subsystem_vendor_id subsystem_device_id
     driver iommu_group port_type "link max" "link now" flr_capable "sriov init/total/num/vf_id"
-    "acs cap" "acs ctl" bars)
+    "acs cap" "acs ctl" bars "bus numbers")
 
 compare_snapshot() {
     local p="$1" f
@@ -101,8 +105,29 @@ compare_snapshot() {
         done
     done <<<"$lspci_rows"
 
+    # Names as lspci -vmm spells them ("Device 29c0" where pci.ids has none).
+    local -A tool_names=()
+    while IFS=$'\t' read -r b rest; do
+        tool_names[$b]="$rest"
+    done < <(jq -r '.[] | [ .bdf, (.class_name // "-"), (.vendor_name // "-"),
+        (.device_name // "-") ] | @tsv' "$dir/$p.pci-list.json")
+    local lc lv ld tc tv td
+    while IFS=$'\t' read -r b lc lv ld; do
+        [ -n "${tool_names[$b]:-}" ] || continue
+        IFS=$'\t' read -r tc tv td <<<"${tool_names[$b]}"
+        same "$p: $b class_name (vs lspci -vmm)" "$lc" "$tc" "lspci"
+        same "$p: $b vendor_name (vs lspci -vmm)" "$lv" "$tv" "lspci"
+        same "$p: $b device_name (vs lspci -vmm)" "$ld" "$td" "lspci"
+    done < <(awk -F'\t' '
+        function out() { if (b != "") print b "\t" c "\t" v "\t" d; b = "" }
+        /^Slot:/ { out(); b = $2; c = v = d = "-" }
+        /^Class:/ { c = $2 }
+        /^Vendor:/ { v = ($2 ~ /^Vendor [0-9a-f]+$/) ? "-" : $2 }
+        /^Device:/ { d = ($2 ~ /^Device [0-9a-f]+$/) ? "-" : $2 }
+        END { out() }' "$dir/$p.lspci-vmm.txt")
+
     # 2. pci list vs sysfs: one row per device, in the sysfs snapshot's column order.
-    local tag b vendor device class drv grp rm tot num
+    local tag b vendor device class drv grp rm tot num parent numa
     local -A tool_sysfs=()
     while IFS=$'\t' read -r b rest; do
         tool_sysfs[$b]="$rest"
@@ -111,15 +136,23 @@ compare_snapshot() {
         (if .reset_methods == [] then "-" else .reset_methods | join(" ") end),
         (if .sriov == null then "-" else (.sriov.total_vfs | tostring) end),
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
-        (if .flr_capable then "yes" else "no" end) ] | @tsv' "$dir/$p.pci-list.json")
-    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num; do
+        (if .flr_capable then "yes" else "no" end), (.parent // "-"),
+        (if .numa_node == null then "-1" else (.numa_node | tostring) end),
+        "\(.class)\(.prog_if)" ] | @tsv' \
+        "$dir/$p.pci-list.json")
+    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num parent numa; do
         [ "$tag" = device ] || continue
         if [ -z "${tool_sysfs[$b]:-}" ]; then
             bad "$p: $b is in sysfs but not in pci list"
             continue
         fi
-        local tv td tdrv tgrp trm ttot tnum tflr
-        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr <<<"${tool_sysfs[$b]}"
+        local tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass
+        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass \
+            <<<"${tool_sysfs[$b]}"
+        same "$p: $b class and prog-if (vs sysfs class)" "${class#0x}" "$tclass" "sysfs"
+        same "$p: $b parent (vs the sysfs device path)" "$parent" "$tparent" "sysfs"
+        # numa_node -1 (no node) is null in the JSON.
+        same "$p: $b numa_node (vs sysfs)" "$numa" "$tnuma" "sysfs"
         same "$p: $b vendor:device (vs sysfs)" "$vendor:$device" "$tv:$td" "sysfs"
         same "$p: $b driver (vs sysfs)" "$drv" "$tdrv" "sysfs"
         same "$p: $b iommu_group (vs sysfs)" "$grp" "$tgrp" "sysfs"
@@ -146,7 +179,7 @@ compare_snapshot() {
         tool_iso[$b]="$rest"
     done < <(jq -r '.devices[] | [ .bdf, (if .shares_with == [] then "-" else .shares_with | sort | join(" ") end),
         (.isolated | tostring) ] | @tsv' "$dir/$p.iommu.json")
-    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num; do
+    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa; do
         [ "$tag" = device ] || continue
         local others bridges_only=true m tshares tiso
         others="$(awk -F'\t' -v g="$grp" -v b="$b" '$1 == "group" && $2 == g && $3 != b { print $3 }' \
@@ -196,14 +229,18 @@ compare_snapshot() {
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
         (if .isolation.group == null then "-" else (.isolation.group | tostring) end),
         .verdict ] | @tsv' "${files[@]}" 2>/dev/null || true)
-    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num; do
+    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa; do
         [ "$tag" = device ] || continue
+        # base: every device has a report; vfs: the NVMe PF and its VFs (same ids) have one.
+        if [ "$p" != base ] && [ "$vendor:$device" != 0x1b36:0x0010 ]; then
+            continue
+        fi
         if [ -z "${tool_dc[$b]:-}" ]; then
             bad "$p: device check $b printed no report ($(head -c 200 "$dir/$p.device-check.$b.json.err" 2>/dev/null))"
             continue
         fi
-        local tdrv trm tfrom ttot tnum tgrp tverdict
-        IFS=$'\t' read -r tdrv trm tfrom ttot tnum tgrp tverdict <<<"${tool_dc[$b]}"
+        local tdrv trm tfrom ttot tnum tgrp
+        IFS=$'\t' read -r tdrv trm tfrom ttot tnum tgrp _ <<<"${tool_dc[$b]}"
         same "$p: device check $b driver (vs sysfs)" "$drv" "$tdrv" "sysfs"
         same "$p: device check $b reset_methods (vs sysfs reset_method)" "$rm" "$trm" "sysfs"
         same "$p: device check $b reset methods came from sysfs" \

@@ -1,7 +1,7 @@
 # `lspci -D -nn -vvv -k` -> one tab-separated row per device, in the column order
 # compare.sh builds from dis-tool's JSON (see columns() there):
 #   bdf vendor device class prog_if revision svendor sdevice driver iommu_group port_type
-#   lnkcap lnksta flr sriov acscap acsctl bars
+#   lnkcap lnksta flr sriov acscap acsctl bars buses
 # (flr is "n/a" where lspci does not print DevCap FLReset: non-endpoints)
 # "-" stands for "not present". mawk-compatible (no strtonum, no gensub).
 function hexval(s,    i, c, v) {
@@ -45,15 +45,15 @@ function flush() {
     # against the kernel's reset_method instead.
     if (ptype != "endpoint" && ptype != "legacy_endpoint" && ptype != "rc_integrated_endpoint")
         flr = "n/a"
-    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", \
+    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", \
         bdf, vendor, device, class, progif, rev, svendor, sdevice, driver, group, ptype, \
-        lnkcap, lnksta, flr, sriov, acscap, acsctl, (bars == "" ? "-" : bars)
+        lnkcap, lnksta, flr, sriov, acscap, acsctl, (bars == "" ? "-" : bars), buses
 }
 function reset_device() {
     vendor = device = class = "-"
     progif = "00"; rev = "00"; svendor = "0000"; sdevice = "0000"
     driver = group = ptype = lnkcap = lnksta = sriov = acscap = acsctl = "-"
-    flr = "no"; bars = ""; section = ""; sr_init = sr_tot = sr_num = sr_dev = ""
+    flr = "no"; bars = ""; section = ""; sr_init = sr_tot = sr_num = sr_dev = ""; buses = "-"
 }
 function link_of(line,    sp, wd) {
     sp = "?"; wd = "?"
@@ -90,6 +90,14 @@ function link_of(line,    sp, wd) {
     next
 }
 /^\tIOMMU group: / { group = $3; next }
+# A bridge's "Bus: primary=02, secondary=03, subordinate=03, sec-latency=0".
+/^\tBus: primary=/ {
+    line = $0
+    gsub(/[=,]/, " ", line)
+    split(line, w, " ")
+    buses = w[3] "/" w[5] "/" w[7]
+    next
+}
 /^\tKernel driver in use: / { driver = $5; next }
 # The device's own BARs (one tab); the SR-IOV capability's VF BARs have two.
 /^\tRegion [0-9]+: / {
