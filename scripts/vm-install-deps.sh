@@ -63,9 +63,20 @@ vm_install_deps() {
     # apt warns and downloads unsandboxed (harmless for root, but noisy).
     chmod 0777 "$cache/download" 2>/dev/null || true
     echo "vm-install-deps: downloading $pkg (not installing it)" >&2
-    (cd "$cache/download" && apt-get download -qq "$pkg" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+    download() {
+        (cd "$cache/download" && apt-get download -qq "$pkg" 2>&1) | grep -v 'unsandboxed' >&2
+        return "${PIPESTATUS[0]}"
+    }
+    # Stale package lists name a version the mirror no longer has: update once and retry.
+    if ! download; then
+        if [ $updated -eq 0 ]; then
+            $sudo apt-get update -qq
+            download || true
+        fi
+    fi
     local deb
-    deb="$(ls -t "$cache/download/${pkg}"_*.deb 2>/dev/null | head -n1 || true)"
+    deb="$(find "$cache/download" -maxdepth 1 -name "${pkg}_*.deb" -printf '%T@ %p\n' |
+        sort -rn | head -n1 | cut -d' ' -f2-)"
     if [ -z "$deb" ]; then
         echo "vm-install-deps: error: apt-get download $pkg produced no .deb" >&2
         return 1

@@ -15,9 +15,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-build="$(cd "${1:-$repo/build}" && pwd)"
+build_arg="${1:-$repo/build}"
 cache="${DIS_VM_CACHE:-$repo/build/vm/cache}"
-out="${DIS_VM_OUT:-$build/vm/results}"
 timeout_s="${DIS_VM_TIMEOUT:-240}"
 kvm_probe_s="${DIS_VM_KVM_PROBE:-10}"
 accel_wanted="${DIS_VM_ACCEL:-auto}"
@@ -28,6 +27,9 @@ fail() {
     exit 1
 }
 
+[ -d "$build_arg" ] || fail "build directory $build_arg does not exist"
+build="$(cd "$build_arg" && pwd)"
+out="${DIS_VM_OUT:-$build/vm/results}"
 command -v qemu-system-x86_64 >/dev/null ||
     fail "qemu-system-x86_64 is not installed (run scripts/vm-install-deps.sh)"
 command -v jq >/dev/null || fail "jq is not installed (run scripts/vm-install-deps.sh)"
@@ -37,8 +39,10 @@ kdir="$cache/kernel/$(cat "$cache/kernel/current")"
 kernel="$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)"
 [ -n "$kernel" ] || fail "no vmlinuz in $kdir/boot (run scripts/vm-install-deps.sh)"
 
-rm -rf "$out"
+# Only what this script writes is removed: DIS_VM_OUT may name a directory with other files.
 mkdir -p "$out"
+rm -rf "$out/guest"
+rm -f "$out"/{console.log,console-kvm-attempt.log,data.log,qemu.log,compare.log}
 initrd="$build/vm/initramfs.cpio.gz"
 t0=$SECONDS
 "$repo/tests/vm/build-initramfs.sh" "$build" "$kdir" "$initrd" ||

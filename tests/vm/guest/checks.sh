@@ -186,6 +186,8 @@ stty -F /dev/ttyS1 raw -echo 2>/dev/null
     tar -C "$out" -cf - . | gzip -1 | base64
     echo "DIS-VM-DATA-END"
 } >/dev/ttyS1
+# Closing the port waits for the UART to drain; stty's TCSADRAIN makes sure before poweroff.
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
 
 echo "VM-RESULT: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
