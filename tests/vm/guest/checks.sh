@@ -4,7 +4,8 @@
 #  - checks that need the live guest (modules loaded, IOMMU on, the expected devices and
 #    drivers present, dis-tool and lspci run), each printed as "VM-CHECK PASS|FAIL name";
 #  - snapshots of dis-tool's and lspci's output and of sysfs, sent to the host over ttyS1
-#    as a base64 tar; tests/vm/host/compare.sh compares them after the VM is off.
+#    as a base64 tar; tests/vm/host/compare.sh compares them after the VM is off. Two
+#    snapshots: "base" after boot, "after" with the NVMe's VFs on and edu bound to vfio-pci.
 # Ends with "VM-RESULT: N passed, M failed" on the console.
 pass=0
 fail=0
@@ -161,22 +162,33 @@ check "two switch downstream ports (104c:8233)" test -n "$dsp2"
 
 snapshot base
 
-# SR-IOV live: enable the NVMe's two VFs (without binding a driver to them: QEMU's VFs stay
-# offline until the PF hands them queues) and look again.
+# Change the live state and look again ("after"): SR-IOV on, and a driver swapped.
+# 1. Enable the NVMe's two VFs without binding a driver to them (QEMU's VFs stay offline
+#    until the PF hands them queues).
+changed=""
 if [ -n "$nvme" ]; then
     echo 0 >"/sys/bus/pci/devices/$nvme/sriov_drivers_autoprobe"
     if echo 2 >"/sys/bus/pci/devices/$nvme/sriov_numvfs" 2>/tmp/vf.err; then
         ok "enable 2 VFs on $nvme"
         check "VF virtfn0 and virtfn1 exist" test -e "/sys/bus/pci/devices/$nvme/virtfn1"
-        # device check again only where SR-IOV changed things: the PF and its VFs.
-        # shellcheck disable=SC2046 # one BDF per word
-        snapshot vfs "$nvme" $(for v in "/sys/bus/pci/devices/$nvme"/virtfn*; do
-            basename "$(readlink -f "$v")"
-        done)
+        changed="$changed $nvme"
+        for v in "/sys/bus/pci/devices/$nvme"/virtfn*; do
+            changed="$changed $(basename "$(readlink -f "$v")")"
+        done
     else
         bad "enable 2 VFs on $nvme" "$(cat /tmp/vf.err)"
     fi
 fi
+# 2. Bind the edu device (no driver of its own) to vfio-pci, as one would before lending it.
+if [ -n "$edu" ]; then
+    echo vfio-pci >"/sys/bus/pci/devices/$edu/driver_override"
+    echo "$edu" >/sys/bus/pci/drivers_probe 2>/dev/null
+    check "vfio-pci bound to $edu" wait_driver "$edu" vfio-pci
+    changed="$changed $edu"
+fi
+# device check again only where something changed.
+# shellcheck disable=SC2086 # one BDF per word
+snapshot after $changed
 dmesg >"$out/dmesg.txt"
 
 # The captured files, to the host over ttyS1 (raw: no \r inserted).

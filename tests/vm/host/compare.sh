@@ -4,7 +4,8 @@
 #
 #   tests/vm/host/compare.sh GUEST_DIR
 #
-# For each snapshot (base: after boot; vfs: after enabling the NVMe's 2 VFs):
+# For each snapshot (base: after boot; after: the NVMe's 2 VFs enabled and the edu device
+# bound to vfio-pci):
 #  1. pci list vs lspci -vvv: the same devices, and per device ids, class, prog-if,
 #     revision, subsystem, driver, IOMMU group, port type, link capability and status, FLR,
 #     SR-IOV counts, ACS capability and control bits, every BAR (type, base, size, width,
@@ -30,13 +31,13 @@ bad() {
     fail=$((fail + 1))
     echo "FAIL $*"
 }
-# same NAME EXPECTED ACTUAL [what expected is]: one check. Rows are read with IFS=tab, which
+# same NAME EXPECTED ACTUAL [EXPECTED_FROM] [ACTUAL_FROM]: one check. Rows are read with IFS=tab, which
 # collapses empty fields: every column is "-" rather than empty.
 same() {
     if [ "$2" = "$3" ]; then
         ok "$1 = $2"
     else
-        bad "$1: ${4:-expected} '$2', dis-tool '$3'"
+        bad "$1: ${4:-expected} '$2', ${5:-dis-tool} '$3'"
     fi
 }
 
@@ -231,8 +232,9 @@ compare_snapshot() {
         .verdict ] | @tsv' "${files[@]}" 2>/dev/null || true)
     while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa; do
         [ "$tag" = device ] || continue
-        # base: every device has a report; vfs: the NVMe PF and its VFs (same ids) have one.
-        if [ "$p" != base ] && [ "$vendor:$device" != 0x1b36:0x0010 ]; then
+        # base: every device has a report; after: the NVMe PF, its VFs (same ids) and edu.
+        if [ "$p" != base ] && [ "$vendor:$device" != 0x1b36:0x0010 ] &&
+            [ "$vendor:$device" != 0x1234:0x11e8 ]; then
             continue
         fi
         if [ -z "${tool_dc[$b]:-}" ]; then
@@ -251,14 +253,26 @@ compare_snapshot() {
 }
 
 found=0
-for p in base vfs; do
+for p in base after; do
     if [ -f "$dir/$p.sysfs.tsv" ]; then
         found=1
         compare_snapshot "$p"
     fi
 done
 [ $found -eq 1 ] || bad "no snapshot in $dir"
-[ -f "$dir/vfs.sysfs.tsv" ] || bad "the vfs snapshot (NVMe with 2 VFs enabled) is missing"
+[ -f "$dir/after.sysfs.tsv" ] ||
+    bad "the after snapshot (NVMe VFs on, edu on vfio-pci) is missing"
+# The changes the after snapshot exists for, as the kernel saw them.
+if [ -f "$dir/after.sysfs.tsv" ]; then
+    edu="$(sed -n 's/^edu=//p' "$dir/roles.txt")"
+    nvme="$(sed -n 's/^nvme=//p' "$dir/roles.txt")"
+    same "after: sysfs shows $edu on vfio-pci (the state dis-tool was compared in)" "vfio-pci" \
+        "$(awk -F'\t' -v b="$edu" '$1 == "device" && $2 == b { print $6 }' "$dir/after.sysfs.tsv")" \
+        "wanted" "sysfs"
+    same "after: sysfs shows 2 VFs on $nvme" "2" \
+        "$(awk -F'\t' -v b="$nvme" '$1 == "device" && $2 == b { print $10 }' "$dir/after.sysfs.tsv")" \
+        "wanted" "sysfs"
+fi
 
 echo "VM-HOST: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
