@@ -84,9 +84,10 @@ sysfs_snapshot() {
         [0-9a-f][0-9a-f][0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f].[0-7]) ;;
         *) par="" ;;
         esac
-        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$(cat "$d/vendor")" \
+        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$(cat "$d/vendor")" \
             "$(cat "$d/device")" "$(cat "$d/class")" "${drv:--}" "${grp:--}" "${rm:--}" \
-            "${tot:--}" "${num:--}" "${par:--}" "$(cat "$d/numa_node" 2>/dev/null || echo -)"
+            "${tot:--}" "${num:--}" "${par:--}" "$(cat "$d/numa_node" 2>/dev/null || echo -)" \
+            "$(stat -c %s "$d/config")"
     done
     for g in /sys/kernel/iommu_groups/*; do
         [ -d "$g/devices" ] || continue

@@ -9,9 +9,11 @@
 #  1. pci list vs lspci -vvv: the same devices, and per device ids, class, prog-if,
 #     revision, subsystem, driver, IOMMU group, port type, link capability and status, FLR,
 #     SR-IOV counts, ACS capability and control bits, every BAR (type, base, size, width,
-#     prefetch), a bridge's bus numbers; class, vendor and device names vs lspci -vmm.
+#     prefetch), a bridge's bus numbers, AER capability and the status bits set; class,
+#     vendor and device names vs lspci -vmm.
 #  2. pci list vs sysfs: ids, driver, IOMMU group, reset_method, sriov_totalvfs and
-#     sriov_numvfs, FLR vs the kernel's reset methods, parent (the device path), numa_node.
+#     sriov_numvfs, FLR vs the kernel's reset methods, parent (the device path), numa_node,
+#     config_size (the size of the sysfs config file).
 #  3. iommu vs /sys/kernel/iommu_groups: the same groups with the same members; each device's
 #     group, shares_with and isolated verdict; whether the two endpoints below the switch share
 #     a group exactly as the kernel grouped them.
@@ -67,13 +69,15 @@ columns() {
                       (if .prefetchable then "pf" else "np" end) ] | join(";") end),
               (if .primary_bus == null then "-"
                else [ .primary_bus, .secondary_bus, .subordinate_bus ]
-                    | map(hexs | if length < 2 then "0" + . else . end) | join("/") end)
+                    | map(hexs | if length < 2 then "0" + . else . end) | join("/") end),
+              (if .aer == null then "-"
+               else "UE[\(.aer.uncorrectable_status | sort | join(","))] CE[\(.aer.correctable_status | sort | join(","))]" end)
             ] | @tsv' "$1"
 }
 
 names=(bdf vendor_id device_id class prog_if revision subsystem_vendor_id subsystem_device_id
     driver iommu_group port_type "link max" "link now" flr_capable "sriov init/total/num/vf_id"
-    "acs cap" "acs ctl" bars "bus numbers")
+    "acs cap" "acs ctl" bars "bus numbers" "aer capability and status")
 
 compare_snapshot() {
     local p="$1" f
@@ -128,7 +132,7 @@ compare_snapshot() {
         END { out() }' "$dir/$p.lspci-vmm.txt")
 
     # 2. pci list vs sysfs: one row per device, in the sysfs snapshot's column order.
-    local tag b vendor device class drv grp rm tot num parent numa
+    local tag b vendor device class drv grp rm tot num parent numa cfgsize
     local -A tool_sysfs=()
     while IFS=$'\t' read -r b rest; do
         tool_sysfs[$b]="$rest"
@@ -139,17 +143,18 @@ compare_snapshot() {
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
         (if .flr_capable then "yes" else "no" end), (.parent // "-"),
         (if .numa_node == null then "-1" else (.numa_node | tostring) end),
-        "\(.class)\(.prog_if)" ] | @tsv' \
+        "\(.class)\(.prog_if)", (.config_size | tostring) ] | @tsv' \
         "$dir/$p.pci-list.json")
-    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num parent numa; do
+    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num parent numa cfgsize; do
         [ "$tag" = device ] || continue
         if [ -z "${tool_sysfs[$b]:-}" ]; then
             bad "$p: $b is in sysfs but not in pci list"
             continue
         fi
-        local tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass
-        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass \
+        local tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg
+        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg \
             <<<"${tool_sysfs[$b]}"
+        same "$p: $b config_size (vs the size of sysfs config)" "$cfgsize" "$tcfg" "sysfs"
         same "$p: $b class and prog-if (vs sysfs class)" "${class#0x}" "$tclass" "sysfs"
         same "$p: $b parent (vs the sysfs device path)" "$parent" "$tparent" "sysfs"
         # numa_node -1 (no node) is null in the JSON.
@@ -180,7 +185,7 @@ compare_snapshot() {
         tool_iso[$b]="$rest"
     done < <(jq -r '.devices[] | [ .bdf, (if .shares_with == [] then "-" else .shares_with | sort | join(" ") end),
         (.isolated | tostring) ] | @tsv' "$dir/$p.iommu.json")
-    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa; do
+    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa _; do
         [ "$tag" = device ] || continue
         local others bridges_only=true m tshares tiso
         others="$(awk -F'\t' -v g="$grp" -v b="$b" '$1 == "group" && $2 == g && $3 != b { print $3 }' \
@@ -230,7 +235,7 @@ compare_snapshot() {
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
         (if .isolation.group == null then "-" else (.isolation.group | tostring) end),
         .verdict ] | @tsv' "${files[@]}" 2>/dev/null || true)
-    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa; do
+    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa _; do
         [ "$tag" = device ] || continue
         # base: every device has a report; after: the NVMe PF, its VFs (same ids) and edu.
         if [ "$p" != base ] && [ "$vendor:$device" != 0x1b36:0x0010 ] &&

@@ -1,7 +1,7 @@
 # `lspci -D -nn -vvv -k` -> one tab-separated row per device, in the column order
 # compare.sh builds from dis-tool's JSON (see columns() there):
 #   bdf vendor device class prog_if revision svendor sdevice driver iommu_group port_type
-#   lnkcap lnksta flr sriov acscap acsctl bars buses
+#   lnkcap lnksta flr sriov acscap acsctl bars buses aer
 # (flr is "n/a" where lspci does not print DevCap FLReset: non-endpoints)
 # "-" stands for "not present". mawk-compatible (no strtonum, no gensub).
 function hexval(s,    i, c, v) {
@@ -38,6 +38,24 @@ function acs_bits(line,    out, names, i, n, k) {
     }
     return out
 }
+function set_bits(line,    n, w, i, out, name, k, j, t, list) {
+    n = split(line, w, /[ \t]+/)
+    k = 0
+    for (i = 2; i <= n; i++)
+        if (w[i] ~ /\+$/) {
+            name = w[i]
+            sub(/\+$/, "", name)
+            list[++k] = name
+        }
+    # insertion sort (mawk has no asort)
+    for (i = 2; i <= k; i++)
+        for (j = i; j > 1 && list[j - 1] > list[j]; j--) {
+            t = list[j]; list[j] = list[j - 1]; list[j - 1] = t
+        }
+    out = ""
+    for (i = 1; i <= k; i++) out = out (i > 1 ? "," : "") list[i]
+    return out
+}
 function flush() {
     if (bdf == "")
         return
@@ -45,15 +63,17 @@ function flush() {
     # against the kernel's reset_method instead.
     if (ptype != "endpoint" && ptype != "legacy_endpoint" && ptype != "rc_integrated_endpoint")
         flr = "n/a"
-    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", \
+    if (aer != "-") aer = "UE[" ue "] CE[" ce "]"
+    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", \
         bdf, vendor, device, class, progif, rev, svendor, sdevice, driver, group, ptype, \
-        lnkcap, lnksta, flr, sriov, acscap, acsctl, (bars == "" ? "-" : bars), buses
+        lnkcap, lnksta, flr, sriov, acscap, acsctl, (bars == "" ? "-" : bars), buses, aer
 }
 function reset_device() {
     vendor = device = class = "-"
     progif = "00"; rev = "00"; svendor = "0000"; sdevice = "0000"
     driver = group = ptype = lnkcap = lnksta = sriov = acscap = acsctl = "-"
     flr = "no"; bars = ""; section = ""; sr_init = sr_tot = sr_num = sr_dev = ""; buses = "-"
+    aer = "-"; ue = ""; ce = ""
 }
 function link_of(line,    sp, wd) {
     sp = "?"; wd = "?"
@@ -126,6 +146,7 @@ function link_of(line,    sp, wd) {
     else { gsub(/ /, "_", t); ptype = tolower(t) }
     next
 }
+/^\tCapabilities: \[[0-9a-f]+ v[0-9]+\] Advanced Error Reporting/ { aer = "yes"; next }
 # Sub-sections of a capability: two tabs and a name with a colon; continuations have three.
 /^\t\t[A-Za-z0-9]+:/ {
     section = $1
@@ -135,9 +156,15 @@ function link_of(line,    sp, wd) {
     if (section == "ACSCap") acscap = acs_bits($0)
     if (section == "ACSCtl") acsctl = acs_bits($0)
     if (section == "DevCap" && index($0, "FLReset+")) flr = "yes"
+    # AER status: the bits set ("Name+"), sorted, as names.
+    if (section == "UESta") ue = set_bits($0)
+    if (section == "CESta") ce = set_bits($0)
 }
 /^\t\t\t/ {
     if (section == "DevCap" && index($0, "FLReset+")) flr = "yes"
+    # AER status: the bits set ("Name+"), sorted, as names.
+    if (section == "UESta") ue = set_bits($0)
+    if (section == "CESta") ce = set_bits($0)
 }
 /^\t\tInitial VFs: / {
     line = $0
