@@ -10,8 +10,8 @@
 # it, else TCG), DIS_VM_KVM_PROBE (seconds KVM gets to print the kernel's first line, default
 # 10), DIS_VM_TIMEOUT (probe plus boot in seconds, default 240), DIS_VM_OUT (results
 # directory, default BUILD_DIR/vm/results).
-# Exit 0 only when the guest printed "VM-RESULT: N passed, 0 failed" and every host-side
-# comparison passed. A VM that cannot start or never reports is a failure, never a pass.
+# Exit 0 only when the guest printed "VM-RESULT: N passed, 0 failed", every host-side
+# comparison passed, and the comparison's self-test caught every planted error. A VM that cannot start or never reports is a failure, never a pass.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -42,7 +42,7 @@ kernel="$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)"
 # Only what this script writes is removed: DIS_VM_OUT may name a directory with other files.
 mkdir -p "$out"
 rm -rf "$out/guest"
-rm -f "$out"/{console.log,console-kvm-attempt.log,data.log,qemu.log,compare.log}
+rm -f "$out"/{console.log,console-kvm-attempt.log,data.log,qemu.log,compare.log,selftest.log}
 initrd="$build/vm/initramfs.cpio.gz"
 t0=$SECONDS
 "$repo/tests/vm/build-initramfs.sh" "$build" "$kdir" "$initrd" ||
@@ -193,9 +193,21 @@ if [ -z "$host_pass" ]; then
     host_fail=1
     echo "vm: FAIL: the host comparison printed no result line (exit $host_rc)"
 fi
-total_pass=$((guest_pass + host_pass))
-total_fail=$((guest_fail + host_fail))
-[ $host_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=1
+# The comparison must be able to fail: planted errors in a copy of the captures.
+self_rc=0
+"$repo/tests/vm/host/selftest.sh" "$out/guest" >"$out/selftest.log" 2>&1 || self_rc=$?
+grep -v '^PASS ' "$out/selftest.log" || true
+self_line="$(grep -E '^VM-SELFTEST: [0-9]+ passed, [0-9]+ failed$' "$out/selftest.log" | tail -n1)"
+self_pass="$(echo "$self_line" | sed -E 's/^VM-SELFTEST: ([0-9]+) passed.*/\1/')"
+self_fail="$(echo "$self_line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+if [ -z "$self_pass" ]; then
+    self_pass=0
+    self_fail=1
+    echo "vm: FAIL: the comparison's self-test printed no result line (exit $self_rc)"
+fi
+total_pass=$((guest_pass + host_pass + self_pass))
+total_fail=$((guest_fail + host_fail + self_fail))
+{ [ $host_rc -eq 0 ] && [ $self_rc -eq 0 ]; } || [ "$total_fail" -gt 0 ] || total_fail=1
 echo "vm: results in $out"
 echo "vm: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

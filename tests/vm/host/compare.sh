@@ -184,7 +184,8 @@ compare_snapshot() {
     while IFS=$'\t' read -r b rest; do
         tool_iso[$b]="$rest"
     done < <(jq -r '.devices[] | [ .bdf, (if .shares_with == [] then "-" else .shares_with | sort | join(" ") end),
-        (.isolated | tostring) ] | @tsv' "$dir/$p.iommu.json")
+        (.isolated | tostring), (if .group == null then "-" else (.group | tostring) end) ] | @tsv' \
+        "$dir/$p.iommu.json")
     while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa _; do
         [ "$tag" = device ] || continue
         local others bridges_only=true m tshares tiso
@@ -200,7 +201,8 @@ compare_snapshot() {
             bad "$p: $b is in sysfs but not in dis-tool iommu"
             continue
         fi
-        IFS=$'\t' read -r tshares tiso <<<"${tool_iso[$b]}"
+        IFS=$'\t' read -r tshares tiso tgroup <<<"${tool_iso[$b]}"
+        same "$p: $b group in the iommu report (vs sysfs)" "$grp" "$tgroup" "sysfs"
         same "$p: $b iommu shares_with (vs kernel group $grp)" "${others:--}" "$tshares" "kernel"
         same "$p: $b isolated (no non-bridge in its kernel group)" "$bridges_only" "$tiso"
     done <"$dir/$p.sysfs.tsv"
