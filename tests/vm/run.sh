@@ -11,7 +11,8 @@
 # 10), DIS_VM_TIMEOUT (probe plus boot in seconds, default 240), DIS_VM_OUT (results
 # directory, default BUILD_DIR/vm/results).
 # Exit 0 only when the guest printed "VM-RESULT: N passed, 0 failed", every host-side
-# comparison passed, and the comparison's self-test caught every planted error. A VM that cannot start or never reports is a failure, never a pass.
+# comparison passed, and the comparison's self-test caught every planted error. A VM that
+# cannot start or never reports is a failure, never a pass.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -169,7 +170,8 @@ case $rc in
 esac
 echo "vm: guest ran under $accel; boot to result line and power-off took ${elapsed}s"
 
-result="$(tr -d '\r' <"$out/console.log" | grep -E '^VM-RESULT: [0-9]+ passed, [0-9]+ failed$' | tail -n1)"
+result="$(tr -d '\r' <"$out/console.log" |
+    grep -E '^VM-RESULT: [0-9]+ passed, [0-9]+ failed$' | tail -n1)"
 guest_pass="$(echo "$result" | sed -E 's/^VM-RESULT: ([0-9]+) passed.*/\1/')"
 guest_fail="$(echo "$result" | sed -E 's/.* ([0-9]+) failed$/\1/')"
 [ -n "$guest_pass" ] || fail "malformed result line: $result"

@@ -119,7 +119,10 @@ snapshot() {
         # 0 ready, 1 ready with warnings, 2 not ready: the check ran. Anything else is a fault.
         case $rc in
         0 | 1 | 2) ok "$p: dis-tool device check $b ran (exit $rc)" ;;
-        *) bad "$p: dis-tool device check $b ran" "exit $rc: $(head -c 300 "$out/$p.device-check.$b.json.err")" ;;
+        *)
+            bad "$p: dis-tool device check $b ran" \
+                "exit $rc: $(head -c 300 "$out/$p.device-check.$b.json.err")"
+            ;;
         esac
     done
 }

@@ -71,7 +71,8 @@ columns() {
                else [ .primary_bus, .secondary_bus, .subordinate_bus ]
                     | map(hexs | if length < 2 then "0" + . else . end) | join("/") end),
               (if .aer == null then "-"
-               else "UE[\(.aer.uncorrectable_status | sort | join(","))] CE[\(.aer.correctable_status | sort | join(","))]" end)
+               else "UE[\(.aer.uncorrectable_status | sort | join(","))] " +
+                    "CE[\(.aer.correctable_status | sort | join(","))]" end)
             ] | @tsv' "$1"
 }
 
@@ -245,7 +246,8 @@ compare_snapshot() {
             continue
         fi
         if [ -z "${tool_dc[$b]:-}" ]; then
-            bad "$p: device check $b printed no report ($(head -c 200 "$dir/$p.device-check.$b.json.err" 2>/dev/null))"
+            bad "$p: device check $b printed no report" \
+                "($(head -c 200 "$dir/$p.device-check.$b.json.err" 2>/dev/null))"
             continue
         fi
         local tdrv trm tfrom ttot tnum tgrp
