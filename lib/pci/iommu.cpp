@@ -66,8 +66,8 @@ AcsCheck check_acs_flags(const Device& device) {
 
 // The kernel marks every function above 0 that pci_scan_slot finds as multifunction,
 // whatever its header type's bit says; function 0 carries the bit. SR-IOV virtual functions
-// are not found by pci_scan_slot: pci_iov_add_virtfn sets each up from the header type VF 0
-// reads (pci_hdr_type), so a VF is multifunction only by that bit, whatever its number.
+// are not found by pci_scan_slot: pci_iov_add_virtfn sets each up from its header type
+// (pci_hdr_type, VF 0's for all VFs), so a VF is multifunction only by that bit.
 bool kernel_multifunction(const Device& device) {
     if (device.physfn)
         return device.multifunction;

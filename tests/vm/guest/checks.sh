@@ -84,10 +84,13 @@ sysfs_snapshot() {
         [0-9a-f][0-9a-f][0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f].[0-7]) ;;
         *) par="" ;;
         esac
-        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$(cat "$d/vendor")" \
-            "$(cat "$d/device")" "$(cat "$d/class")" "${drv:--}" "${grp:--}" "${rm:--}" \
-            "${tot:--}" "${num:--}" "${par:--}" "$(cat "$d/numa_node" 2>/dev/null || echo -)" \
-            "$(stat -c %s "$d/config")"
+        # An SR-IOV VF's physfn link names its PF.
+        pf=""
+        [ -L "$d/physfn" ] && pf="$(basename "$(readlink "$d/physfn")")"
+        printf 'device\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" \
+            "$(cat "$d/vendor")" "$(cat "$d/device")" "$(cat "$d/class")" "${drv:--}" "${grp:--}" \
+            "${rm:--}" "${tot:--}" "${num:--}" "${par:--}" \
+            "$(cat "$d/numa_node" 2>/dev/null || echo -)" "$(stat -c %s "$d/config")" "${pf:--}"
     done
     for g in /sys/kernel/iommu_groups/*; do
         [ -d "$g/devices" ] || continue

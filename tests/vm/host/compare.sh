@@ -66,7 +66,8 @@ columns() {
               (if (.bars | length) == 0 then "-"
                else [ .bars[] | "\(.index):\(.type):\(.base):\(.size // "?"):" +
                       (if .is_64bit then "64" else "32" end) + ":" +
-                      (if .prefetchable then "pf" else "np" end) ] | join(";") end),
+                      (if .prefetchable then "pf" else "np" end) +
+                      (if .virtual then ":virtual" else "" end) ] | join(";") end),
               (if .primary_bus == null then "-"
                else [ .primary_bus, .secondary_bus, .subordinate_bus ]
                     | map(hexs | if length < 2 then "0" + . else . end) | join("/") end),
@@ -144,17 +145,20 @@ compare_snapshot() {
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
         (if .flr_capable then "yes" else "no" end), (.parent // "-"),
         (if .numa_node == null then "-1" else (.numa_node | tostring) end),
-        "\(.class)\(.prog_if)", (.config_size | tostring) ] | @tsv' \
+        "\(.class)\(.prog_if)", (.config_size | tostring), (.physfn // "-") ] | @tsv' \
         "$dir/$p.pci-list.json")
-    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num parent numa cfgsize; do
+    local physfn
+    while IFS=$'\t' read -r tag b vendor device class drv grp rm tot num parent numa cfgsize \
+        physfn; do
         [ "$tag" = device ] || continue
         if [ -z "${tool_sysfs[$b]:-}" ]; then
             bad "$p: $b is in sysfs but not in pci list"
             continue
         fi
-        local tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg
-        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg \
+        local tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg tphysfn
+        IFS=$'\t' read -r tv td tdrv tgrp trm ttot tnum tflr tparent tnuma tclass tcfg tphysfn \
             <<<"${tool_sysfs[$b]}"
+        same "$p: $b physfn (vs the sysfs physfn link)" "$physfn" "$tphysfn" "sysfs"
         same "$p: $b config_size (vs the size of sysfs config)" "$cfgsize" "$tcfg" "sysfs"
         same "$p: $b class and prog-if (vs sysfs class)" "${class#0x}" "$tclass" "sysfs"
         same "$p: $b parent (vs the sysfs device path)" "$parent" "$tparent" "sysfs"
@@ -237,8 +241,9 @@ compare_snapshot() {
         (if .sriov == null then "-" else (.sriov.total_vfs | tostring) end),
         (if .sriov == null then "-" else (.sriov.num_vfs | tostring) end),
         (if .isolation.group == null then "-" else (.isolation.group | tostring) end),
+        ([ .isolation.reasons[] | select(test("multifunction")) ] | length | tostring),
         .verdict ] | @tsv' "${files[@]}" 2>/dev/null || true)
-    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa _; do
+    while IFS=$'\t' read -r tag b vendor device _ drv grp rm tot num parent numa _ physfn; do
         [ "$tag" = device ] || continue
         # base: every device has a report; after: the NVMe PF, its VFs (same ids) and edu.
         if [ "$p" != base ] && [ "$vendor:$device" != 0x1b36:0x0010 ] &&
@@ -250,8 +255,13 @@ compare_snapshot() {
                 "($(head -c 200 "$dir/$p.device-check.$b.json.err" 2>/dev/null))"
             continue
         fi
-        local tdrv trm tfrom ttot tnum tgrp
-        IFS=$'\t' read -r tdrv trm tfrom ttot tnum tgrp _ <<<"${tool_dc[$b]}"
+        local tdrv trm tfrom ttot tnum tgrp tmf
+        IFS=$'\t' read -r tdrv trm tfrom ttot tnum tgrp tmf _ <<<"${tool_dc[$b]}"
+        # A VF is no multifunction device for the kernel (pci_iov_add_virtfn, not pci_scan_slot,
+        # sets it up; its header says single-function), so no reason may call it one.
+        if [ "$physfn" != - ]; then
+            same "$p: device check $b gives a VF no multifunction reason" 0 "$tmf"
+        fi
         same "$p: device check $b driver (vs sysfs)" "$drv" "$tdrv" "sysfs"
         same "$p: device check $b reset_methods (vs sysfs reset_method)" "$rm" "$trm" "sysfs"
         same "$p: device check $b reset methods came from sysfs" \

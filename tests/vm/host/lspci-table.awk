@@ -133,7 +133,10 @@ function link_of(line,    sp, wd) {
     if (type == "io") pf = "np"
     size = "?"
     if (match($0, /\[size=[0-9]+[KMGT]?\]/)) size = bytes(substr($0, RSTART + 6, RLENGTH - 7))
-    bars = bars (bars == "" ? "" : ";") idx ":" type ":" base ":" size ":" is64 ":" pf
+    # "[virtual]": the kernel has the region, the function's own BAR register reads zero
+    # (an SR-IOV VF's BARs live in its PF's SR-IOV capability).
+    virt = index($0, "[virtual]") ? ":virtual" : ""
+    bars = bars (bars == "" ? "" : ";") idx ":" type ":" base ":" size ":" is64 ":" pf virt
     next
 }
 /^\tCapabilities: \[[0-9a-f]+\] Express \(v[0-9]\) / {
