@@ -163,8 +163,8 @@ TEST_CASE("predicted groups: VFs below an ACS root port get a group each, as the
     for (const char* bdf : {"0000:01:00.0", "0000:01:00.1", "0000:01:00.2"})
         CHECK(std::count(groups.begin(), groups.end(), std::vector<std::string>{bdf}) == 1);
 
-    // The same functions without physfn links are ordinary functions 1 and 2 of one slot:
-    // the kernel marks them multifunction (pci_scan_slot) and, without ACS, groups them.
+    // The same functions without physfn links are ordinary functions 1 and 2 of one slot,
+    // which pci_scan_slot marks multifunction: without ACS of their own they share a group.
     TempDir tmp2;
     SysfsTree plain(tmp2.path() / "sys");
     build_sriov_tree(plain, {dis::test::acs::required, false, false});
