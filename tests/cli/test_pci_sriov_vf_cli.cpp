@@ -53,6 +53,23 @@ TEST_CASE("pci list on a sysfs tree: VF ids, names and virtual BARs from sysfs",
     CHECK(text.out.find("ffff") == std::string::npos);
 }
 
+TEST_CASE("pci show on a VF: the virtual BAR and the physical function", "[cli][sriov]") {
+    TempDir tmp;
+    SysfsTree tree(tmp.path() / "sys");
+    build_sriov_tree(tree);
+    auto r = run_tool({"pci", "show", "--sysfs-root", tree.root().string(), "01:00.1"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("Memory at fe004000 (64-bit, non-prefetchable) [virtual]") !=
+          std::string::npos);
+    CHECK(r.out.find("Physical function") != std::string::npos);
+    CHECK(r.out.find("0000:01:00.0") != std::string::npos);
+    auto pf = run_tool({"pci", "show", "--sysfs-root", tree.root().string(), "01:00.0"});
+    REQUIRE(pf.exit_code == 0);
+    CHECK(pf.out.find("[virtual]") == std::string::npos);
+    CHECK(pf.out.find("Physical function") == std::string::npos);
+}
+
 TEST_CASE("device check on a VF: its virtual BAR is mapped, no multifunction reason",
           "[cli][sriov]") {
     TempDir tmp;
