@@ -64,9 +64,13 @@ AcsCheck check_acs_flags(const Device& device) {
     return out;
 }
 
-// The kernel marks every function above 0 as multifunction (pci_scan_slot), whatever its
-// header type's bit says; function 0 carries the bit.
+// The kernel marks every function above 0 that pci_scan_slot finds as multifunction,
+// whatever its header type's bit says; function 0 carries the bit. SR-IOV virtual functions
+// are not found by pci_scan_slot: pci_iov_add_virtfn sets each up from its header type
+// (pci_hdr_type, VF 0's for all VFs), so a VF is multifunction only by that bit.
 bool kernel_multifunction(const Device& device) {
+    if (device.physfn)
+        return device.multifunction;
     return device.multifunction || device.bdf.function > 0;
 }
 

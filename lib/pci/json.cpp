@@ -88,12 +88,14 @@ nlohmann::json to_json(const Device& d) {
                         {"base", b.base},
                         {"size", b.size ? nlohmann::json(b.size) : nlohmann::json(nullptr)},
                         {"is_64bit", b.is_64bit},
-                        {"prefetchable", b.prefetchable}});
+                        {"prefetchable", b.prefetchable},
+                        {"virtual", b.is_virtual}});
     j["bars"] = std::move(bars);
     j["driver"] = or_null(d.driver);
     j["numa_node"] = or_null(d.numa_node);
     j["iommu_group"] = or_null(d.iommu_group);
     j["reset_methods"] = d.reset_methods;
+    j["physfn"] = d.physfn ? nlohmann::json(d.physfn->to_string()) : nlohmann::json(nullptr);
     j["config_size"] = d.config_size;
     return j;
 }

@@ -269,6 +269,7 @@ nlohmann::json to_json(const ReadinessReport& r) {
              {"io", b.io},
              {"is_64bit", b.is_64bit},
              {"prefetchable", b.prefetchable},
+             {"virtual", b.is_virtual},
              {"fits_window",
               !b.io && b.size != 0 ? nlohmann::json(b.size <= r.window_size) : nlohmann::json()}});
     nlohmann::json sriov;

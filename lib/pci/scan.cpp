@@ -150,8 +150,91 @@ std::optional<fs::path> device_target(const fs::path& entry) {
     return (entry.parent_path() / target).lexically_normal();
 }
 
+std::optional<std::uint32_t> read_number(const fs::path& path, long long max) {
+    if (auto text = read_text(path))
+        if (auto v = to_integer(*text); v && *v >= 0 && *v <= max)
+            return static_cast<std::uint32_t>(*v);
+    return std::nullopt;
+}
+
+// Ids and class as the kernel holds them, which is what libpci's sysfs method (and so lspci)
+// shows: an SR-IOV VF's own Vendor and Device ID registers read 0xffff (the kernel takes the
+// PF's vendor and the VF Device ID of the PF's SR-IOV capability), and quirks may fix up ids
+// and classes of broken devices.
+void read_sysfs_ids(const fs::path& dir, Device& dev) {
+    if (auto v = read_number(dir / "vendor", 0xffff))
+        dev.vendor_id = static_cast<std::uint16_t>(*v);
+    if (auto v = read_number(dir / "device", 0xffff))
+        dev.device_id = static_cast<std::uint16_t>(*v);
+    if (auto v = read_number(dir / "class", 0xffffff)) {
+        dev.class_id = static_cast<std::uint16_t>(*v >> 8);
+        dev.prog_if = static_cast<std::uint8_t>(*v & 0xff);
+    }
+    if (dev.subsystem_vendor_id == 0xffff && dev.subsystem_device_id == 0xffff) {
+        auto sv = read_number(dir / "subsystem_vendor", 0xffff);
+        auto sd = read_number(dir / "subsystem_device", 0xffff);
+        if (sv && sd) {
+            dev.subsystem_vendor_id = static_cast<std::uint16_t>(*sv);
+            dev.subsystem_device_id = static_cast<std::uint16_t>(*sd);
+        }
+    }
+}
+
+// Kernel resource flags (include/linux/ioport.h) in sysfs `resource`.
+constexpr unsigned long long k_ioresource_io = 0x100;
+constexpr unsigned long long k_ioresource_mem = 0x200;
+constexpr unsigned long long k_ioresource_prefetch = 0x2000;
+constexpr unsigned long long k_ioresource_mem_64 = 0x100000;
+constexpr unsigned long long k_ioresource_pci_ea_bei = 0x20;
+
+// sysfs `resource`: one "start end flags" line per BAR index. It gives the sizes of the BARs
+// config space shows, and the BARs the kernel assigned while the function's own register
+// reads zero, which lspci shows as "[virtual]": an SR-IOV VF's BARs are programmed in its
+// PF's SR-IOV capability, so the VF's header has none.
+void read_sysfs_bars(const fs::path& dir, Device& dev) {
+    auto text = read_text(dir / "resource");
+    if (!text)
+        return;
+    // BAR registers per header layout: normal 6, PCI-to-PCI bridge 2, CardBus bridge 1.
+    constexpr std::array<int, 3> k_bar_count = {6, 2, 1};
+    const int count = dev.header_type < k_bar_count.size() ? k_bar_count[dev.header_type] : 0;
+    std::istringstream in(*text);
+    std::string line;
+    for (int index = 0; index < count && std::getline(in, line); ++index) {
+        unsigned long long start = 0, end = 0, flags = 0;
+        if (std::sscanf(line.c_str(), "%llx %llx %llx", &start, &end, &flags) != 3)
+            continue;
+        if (end <= start)
+            continue;
+        bool in_config = false;
+        for (auto& bar : dev.bars) {
+            if (bar.index == index) {
+                bar.size = end - start + 1;
+                in_config = true;
+            } else if (bar.is_64bit && bar.index + 1 == index) {
+                in_config = true; // the upper half of a 64-bit BAR
+            }
+        }
+        bool typed = flags & (k_ioresource_io | k_ioresource_mem);
+        if (in_config || start == 0 || !typed || (flags & k_ioresource_pci_ea_bei))
+            continue;
+        Bar bar;
+        bar.index = index;
+        bar.base = start;
+        bar.size = end - start + 1;
+        bar.io = flags & k_ioresource_io;
+        bar.is_64bit = !bar.io && (flags & k_ioresource_mem_64);
+        bar.prefetchable = !bar.io && (flags & k_ioresource_prefetch);
+        bar.is_virtual = true;
+        dev.bars.push_back(bar);
+    }
+    std::sort(dev.bars.begin(), dev.bars.end(),
+              [](const Bar& a, const Bar& b) { return a.index < b.index; });
+}
+
 void read_sysfs_attributes(const fs::path& root, Device& dev, bool& parent_known) {
     fs::path dir = root / "bus/pci/devices" / dev.bdf.to_string();
+    read_sysfs_ids(dir, dev);
     if (auto driver = link_basename(dir / "driver"))
         dev.driver = *driver;
     if (auto numa = read_text(dir / "numa_node"))
@@ -175,21 +258,9 @@ void read_sysfs_attributes(const fs::path& root, Device& dev, bool& parent_known
             dev.aer->counters[file] = parse_counters(*text);
         }
     }
-    // BAR sizes: resource lines "start end flags", one per BAR index.
-    if (auto text = read_text(dir / "resource")) {
-        std::istringstream in(*text);
-        std::string line;
-        for (int index = 0; index < 6 && std::getline(in, line); ++index) {
-            unsigned long long start = 0, end = 0, flags = 0;
-            if (std::sscanf(line.c_str(), "%llx %llx %llx", &start, &end, &flags) != 3)
-                continue;
-            if (end <= start)
-                continue;
-            for (auto& bar : dev.bars)
-                if (bar.index == index)
-                    bar.size = end - start + 1;
-        }
-    }
+    read_sysfs_bars(dir, dev);
+    if (auto physfn = link_basename(dir / "physfn"))
+        dev.physfn = Bdf::try_parse(*physfn);
     // Parent: the directory holding this device's directory, when it is a PCI device.
     if (auto target = device_target(dir)) {
         parent_known = true;
@@ -451,9 +522,6 @@ Topology scan(const Source& source) {
             dev.vendor_id = dev.device_id = 0xffff;
             dev.class_id = 0xffff;
         }
-        dev.vendor_name = names.vendor(dev.vendor_id);
-        dev.device_name = names.device(dev.vendor_id, dev.device_id);
-        dev.class_name = names.klass(dev.class_id);
         devices.push_back(std::move(dev));
     }
     if (source.kind == Source::Kind::dump && devices.size() != expected_devices)
@@ -470,6 +538,11 @@ Topology scan(const Source& source) {
             read_sysfs_attributes(*root, devices[i], known);
             parent_known[i] = known;
         }
+    }
+    for (auto& dev : devices) {
+        dev.vendor_name = names.vendor(dev.vendor_id);
+        dev.device_name = names.device(dev.vendor_id, dev.device_id);
+        dev.class_name = names.klass(dev.class_id);
     }
     assign_parents_by_bus(devices, parent_known);
     break_parent_cycles(devices);

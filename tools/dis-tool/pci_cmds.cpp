@@ -147,9 +147,14 @@ void run_show(Context& ctx, const PciSourceOptions& src, const std::string& bdf_
             std::string flags = b.io ? ""
                                      : std::string(" (") + (b.is_64bit ? "64-bit" : "32-bit") +
                                            ", " + (b.prefetchable ? "" : "non-") + "prefetchable)";
+            // lspci's mark for a region the kernel has but the function's register lacks (VFs).
+            if (b.is_virtual)
+                flags += " [virtual]";
             kv.add("BAR " + std::to_string(b.index),
                    what + base + flags + ", " + size_text(b.size));
         }
+        if (d.physfn)
+            kv.add("Physical function", d.physfn->to_string());
         kv.add("Driver", d.driver.value_or("-"));
         kv.add("NUMA node", optional_int(d.numa_node).empty() ? "-" : optional_int(d.numa_node));
         kv.add("IOMMU group",

@@ -105,6 +105,9 @@ struct Bar {
     bool io = false;
     bool is_64bit = false;
     bool prefetchable = false;
+    // Reported by the kernel (sysfs `resource`) while the function's own BAR register reads
+    // zero, lspci's "[virtual]": an SR-IOV VF's BARs live in its PF's SR-IOV capability.
+    bool is_virtual = false;
 };
 
 struct Sriov {
@@ -147,6 +150,7 @@ struct Device {
     std::optional<int> numa_node;
     std::optional<int> iommu_group;
     std::vector<std::string> reset_methods;
+    std::optional<Bdf> physfn; // an SR-IOV virtual function's PF (sysfs `physfn` link)
 
     // Bytes of configuration space the source provided (64, 256 or 4096 normally).
     std::size_t config_size = 0;
