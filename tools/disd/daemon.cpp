@@ -605,13 +605,8 @@ void Daemon::op_seg_state(Client& c, const json& req, const std::string& op, jso
 
 void Daemon::op_seg_remove(Client& c, const json& req, json& reply) {
     Segment& s = owned_segment(c, wire::get_u32(req, "segment_id"));
-    std::uint32_t connected = 0;
-    for (auto& [cid, n] : s.connections) {
-        connected += n;
-    }
-    if (connected > 0) {
-        refuse(SCI_ERR_BUSY, "segment has " + std::to_string(connected) + " connection(s)");
-    }
+    // As on vendor hardware, connections do not hold a segment: its connectors are told
+    // (SCI_CB_DISCONNECT, below). Mappings and attachments do.
     std::uint32_t mapped = 0;
     for (auto& [cid, n] : s.mappings) {
         mapped += n;
@@ -623,7 +618,7 @@ void Daemon::op_seg_remove(Client& c, const json& req, json& reply) {
         refuse(SCI_ERR_BUSY, "segment is attached by another process");
     }
     reply["segment_id"] = s.id;
-    remove_segment(s.id, false);
+    remove_segment(s.id, true);
 }
 
 void Daemon::op_seg_attach(Client& c, const json& req, json& reply, std::vector<int>& fds) {
