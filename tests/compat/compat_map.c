@@ -30,6 +30,11 @@ static void node_a(void) {
     EXPECT_OK(err);
     memset((void*)p, 0, SEG_SIZE);
     p[100] = 7;
+    /* Flags are per function: another function's flag (or bit) is refused. */
+    SCIMapLocalSegment(seg, &fixed, 0, 4096, NULL, SCI_FLAG_IO_MAP_IOSPACE, &err);
+    EXPECT_ERR(err, SCI_ERR_ILLEGAL_FLAG);
+    SCICacheSync(map, (void*)p, 1, SCI_FLAG_DMA_READ, &err);
+    EXPECT_ERR(err, SCI_ERR_ILLEGAL_FLAG);
 
     /* A second map at an address of our choice (reserved first), offset by one page. */
     want = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -68,6 +68,8 @@ static void empty_segments(sci_desc_t sd) {
     SCICreateSegment(sd, &seg, 0, 0, SCI_NO_CALLBACK, NULL, SCI_FLAG_EMPTY | SCI_FLAG_AUTO_ID,
                      &err);
     EXPECT_OK(err);
+    SCIRegisterSegmentMemory(mem, 2 * page, seg, SCI_FLAG_CUDA_BUFFER, &err);
+    EXPECT_ERR(err, SCI_ERR_ILLEGAL_FLAG); /* an SCIAttachPhysicalMemory flag */
     SCIRegisterSegmentMemory(mem, 2 * page, seg, SCI_FLAG_LOCK_USER_MEM, &err);
     EXPECT_OK(err);
     EXPECT(SCIGetLocalSegmentSize(seg) == 2 * page);

@@ -18,12 +18,17 @@ node 8 name=beta
 link 4 8
 CONF
 for n in 4 8; do
-    "$disd" --node-id "$n" --fabric "$dir" --config "$dir/fabric.conf" 2>"$dir/disd-$n.log" &
+    "$disd" --verbose --node-id "$n" --fabric "$dir" --config "$dir/fabric.conf" \
+        2>"$dir/disd-$n.log" &
     pids="$pids $!"
 done
-# Ready when both sockets exist (polled, 10 s at most).
+# Ready when both daemons have logged "listening on" (after listen(): a socket file alone may
+# precede it), polled for 10 s at most.
+ready() {
+    grep -q "listening on" "$dir/disd-4.log" && grep -q "listening on" "$dir/disd-8.log"
+}
 i=0
-while [ ! -S "$dir/node-4.sock" ] || [ ! -S "$dir/node-8.sock" ]; do
+until ready; do
     i=$((i + 1))
     if [ "$i" -gt 1000 ]; then
         echo "run_compat: disd did not start" >&2
