@@ -11,6 +11,15 @@
 
 #define SCI_API extern "C" __attribute__((visibility("default")))
 
+// The vendor's link names of an entry point defined above in the same file: its headers map
+// SCIxxx to _SISCI_PUBLIC_FUNC_ST_SCIxxx (_MT_ with _REENTRANT), so programs built against them
+// and link probes (AC_SEARCH_LIBS) look for those. Aliases: one function, three symbols.
+#define SCI_VENDOR_ALIAS(prefix, fn)                                                               \
+    extern "C" __attribute__((visibility("default"), alias(#fn))) decltype(fn) prefix##fn;
+#define SCI_VENDOR_NAMES(fn)                                                                       \
+    SCI_VENDOR_ALIAS(_SISCI_PUBLIC_FUNC_ST_, fn)                                                   \
+    SCI_VENDOR_ALIAS(_SISCI_PUBLIC_FUNC_MT_, fn)
+
 using dis::sisci::Conn;
 using dis::sisci::json;
 using dis::sisci::Magic;

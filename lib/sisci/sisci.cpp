@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 // ============================== library and descriptors ==============================
 
@@ -77,6 +79,59 @@ SCI_API int SCIProbeNode(sci_desc_t sd, unsigned int localAdapterNo, unsigned in
     }
     set(error, SCI_ERR_OK);
     return 1;
+}
+
+namespace {
+
+// The live nodes whose configured name (node_info's "name") is `name`, ascending.
+std::vector<std::uint32_t> nodes_named(Runtime* rt, const std::string& name) {
+    std::vector<std::uint32_t> found;
+    for (auto id : wire::list_node_sockets(rt->fabric_dir())) {
+        sci_error_t err;
+        auto conn = rt->conn(id, err);
+        if (!conn) {
+            continue; // a stale socket: that node is not live
+        }
+        Reply r = conn->call({{"op", "node_info"}});
+        if (r.err == SCI_ERR_OK && r.body.contains("node") &&
+            r.body["node"].value("name", std::string()) == name) {
+            found.push_back(id);
+        }
+    }
+    return found;
+}
+
+void node_info_by_name(const char* name, unsigned int* adapters, dis_nodeId_list_t* list,
+                       dis_adapter_type_t* type, unsigned int flags, sci_error_t* error) {
+    Check c(error);
+    if (!c.runtime().param(name != nullptr && list != nullptr).flags(flags, 0)) {
+        return;
+    }
+    std::vector<std::uint32_t> found = nodes_named(c.rt(), name);
+    for (std::size_t i = 0; i < DIS_MAX_NSCIS; ++i) {
+        (*list)[i] = i < found.size() ? found[i] : 0u;
+        if (adapters != nullptr) {
+            adapters[i] = 0; // one adapter per node: adapter 0 reaches every node
+        }
+    }
+    if (type != nullptr) {
+        *type = found.empty() ? DIS_VIRT_ADAPTER_UNKNOWN : DIS_VIRT_ADAPTER_SOFTWARE_FABRIC;
+    }
+    set(error, SCI_ERR_OK);
+}
+
+} // namespace
+
+SCI_API void SCIGetNodeIdByAdapterName(const char* adapterName, dis_nodeId_list_t* nodeIdList,
+                                       dis_adapter_type_t* type, unsigned int flags,
+                                       sci_error_t* error) {
+    node_info_by_name(adapterName, nullptr, nodeIdList, type, flags, error);
+}
+
+SCI_API void SCIGetNodeInfoByAdapterName(const char* adapterName, unsigned int* adapterNoList,
+                                         dis_nodeId_list_t* nodeIdList, dis_adapter_type_t* type,
+                                         unsigned int flags, sci_error_t* error) {
+    node_info_by_name(adapterName, adapterNoList, nodeIdList, type, flags, error);
 }
 
 // ====================================== queries ======================================
@@ -201,7 +256,7 @@ void query_dma(sci_query_dma_t* q, sci_error_t* error) {
     } else if (q->subcommand == SCI_Q_DMA_CAPABILITIES) {
         auto* caps = static_cast<sci_dma_capabilities_t*>(q->data);
         caps->max_transfer_size = 0xFFFFFFFFu;
-        caps->max_vector_length = 4096;
+        caps->max_vector_length = DIS_DMA_MAX_VECLEN;
         caps->offset_alignment = 1;
         caps->size_alignment = 1;
         caps->suggested_min_size = 4096;
@@ -252,3 +307,15 @@ SCI_API void SCIQuery(unsigned int command, void* data, unsigned int flags, sci_
         set(error, SCI_ERR_ILLEGAL_QUERY);
     }
 }
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCIInitialize)
+SCI_VENDOR_NAMES(SCITerminate)
+SCI_VENDOR_NAMES(SCIOpen)
+SCI_VENDOR_NAMES(SCIClose)
+SCI_VENDOR_NAMES(SCIGetAdapterTypeString)
+SCI_VENDOR_NAMES(SCIGetLocalNodeId)
+SCI_VENDOR_NAMES(SCIProbeNode)
+SCI_VENDOR_NAMES(SCIGetNodeIdByAdapterName)
+SCI_VENDOR_NAMES(SCIGetNodeInfoByAdapterName)
+SCI_VENDOR_NAMES(SCIQuery)

@@ -173,7 +173,7 @@ void post(sci_dma_queue_t dq, sci_local_segment_t l, sci_remote_segment_t r,
              .that((flags & SCI_FLAG_USE_CALLBACK) == 0 || callback != nullptr,
                    SCI_ERR_ILLEGAL_FLAG)
              .param(n != 0) ||
-        !c.that(n <= dq->capacity, SCI_ERR_MAX_ENTRIES)
+        !c.that(n <= DIS_DMA_MAX_VECLEN && n <= dq->capacity, SCI_ERR_MAX_ENTRIES)
              .that(!r->lost.load() && !dq->conn->lost(), SCI_ERR_NODE_NOT_RESPONDING)
              .that(!r->disconnected.load(), SCI_ERR_NOT_CONNECTED)
              .that(l->memfd.valid(), SCI_ERR_SEGMENT_NOT_PREPARED)) {
@@ -271,8 +271,9 @@ SCI_API void SCICreateDMAQueue(sci_desc_t sd, sci_dma_queue_t* dq, unsigned int 
         return;
     }
     const std::shared_ptr<Conn>& home = c.home_conn();
-    // At least 16 slots so short vectors can be queued back to back.
-    std::uint32_t capacity = std::max(maxEntries, 16u);
+    // Room for one whole vector of DIS_DMA_MAX_VECLEN entries whatever maxEntries says (the
+    // vendor's programs post such vectors on queues made with maxEntries 1).
+    std::uint32_t capacity = std::max<std::uint32_t>(maxEntries, DIS_DMA_MAX_VECLEN);
     Reply r = home->call({{"op", "dma_queue_create"}, {"capacity", capacity}});
     if (!c.status(r.err)) {
         return;
@@ -389,3 +390,12 @@ SCI_API void SCIAbortDMAQueue(sci_dma_queue_t dq, unsigned int flags, sci_error_
     dq->aborted = true;
     set(error, err);
 }
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCICreateDMAQueue)
+SCI_VENDOR_NAMES(SCIRemoveDMAQueue)
+SCI_VENDOR_NAMES(SCIStartDmaTransfer)
+SCI_VENDOR_NAMES(SCIStartDmaTransferVec)
+SCI_VENDOR_NAMES(SCIDMAQueueState)
+SCI_VENDOR_NAMES(SCIWaitForDMAQueue)
+SCI_VENDOR_NAMES(SCIAbortDMAQueue)

@@ -12,7 +12,9 @@ struct ErrorText {
 constexpr ErrorText k_error_texts[] = {
     {SCI_ERR_OK, "OK"},
     {SCI_ERR_BUSY, "Resource busy"},
-    {SCI_ERR_FLAG_NOT_IMPLEMENTED, "Flag option not implemented"},
+    {SCI_ERR_FLAG_NOT_IMPLEMENTED,
+     "Flag legal but its feature not implemented here (e.g. SCI_FLAG_CUDA_BUFFER: this "
+     "SISCI has no CUDA)"},
     {SCI_ERR_ILLEGAL_FLAG, "Illegal flag option"},
     {SCI_ERR_NOSPC, "Out of local resources"},
     {SCI_ERR_API_NOSPC, "Out of local API resources"},
@@ -44,7 +46,8 @@ constexpr ErrorText k_error_texts[] = {
     {SCI_ERR_OVERFLOW, "Overflow"},
     {SCI_ERR_NOT_INITIALIZED, "Not initialized (no fabric node reachable)"},
     {SCI_ERR_ACCESS, "Access denied"},
-    {SCI_ERR_NOT_SUPPORTED, "Not supported"},
+    {SCI_ERR_NOT_SUPPORTED, "Not supported (e.g. physical or device memory: the software "
+                            "fabric has host memory only)"},
     {SCI_ERR_DEPRECATED, "Deprecated"},
     {SCI_ERR_DMA_NOT_AVAILABLE, "DMA not available"},
     {SCI_ERR_DMA_DISABLED, "DMA disabled"},
@@ -85,3 +88,6 @@ SCI_API const char* SCIGetErrorString(sci_error_t error) {
     }
     return "Unknown error";
 }
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCIGetErrorString)

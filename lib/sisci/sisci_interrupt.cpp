@@ -440,3 +440,17 @@ SCI_API void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void
     slot.ready.store(ticket + 1, std::memory_order_release);
     set(error, ring_bell(interrupt->efd.get()));
 }
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCICreateInterrupt)
+SCI_VENDOR_NAMES(SCIRemoveInterrupt)
+SCI_VENDOR_NAMES(SCIWaitForInterrupt)
+SCI_VENDOR_NAMES(SCIConnectInterrupt)
+SCI_VENDOR_NAMES(SCIDisconnectInterrupt)
+SCI_VENDOR_NAMES(SCITriggerInterrupt)
+SCI_VENDOR_NAMES(SCICreateDataInterrupt)
+SCI_VENDOR_NAMES(SCIRemoveDataInterrupt)
+SCI_VENDOR_NAMES(SCIWaitForDataInterrupt)
+SCI_VENDOR_NAMES(SCIConnectDataInterrupt)
+SCI_VENDOR_NAMES(SCIDisconnectDataInterrupt)
+SCI_VENDOR_NAMES(SCITriggerDataInterrupt)

@@ -17,7 +17,11 @@ volatile void* map_segment(int fd, size_t seg_size, std::shared_ptr<Conn> conn, 
                            sci_error_t* error) {
     Check c(error);
     if (!c.param(map != nullptr)
-             .flags(flags, SCI_FLAG_READONLY_MAP | SCI_FLAG_FIXED_MAP_ADDR)
+             // SCI_FLAG_IO_MAP_IOSPACE (remote maps): the vendor maps device memory uncached;
+             // segment memory here is host memory kept coherent by the CPU, so the flag changes
+             // nothing but is accepted.
+             .flags(flags, SCI_FLAG_READONLY_MAP | SCI_FLAG_FIXED_MAP_ADDR |
+                               (remote != nullptr ? SCI_FLAG_IO_MAP_IOSPACE : 0u))
              .that(fd >= 0, SCI_ERR_SEGMENT_NOT_PREPARED)
              .param(size != 0)
              .that(offset <= seg_size && size <= seg_size - offset, SCI_ERR_OUT_OF_RANGE)) {
@@ -208,3 +212,42 @@ SCI_API void SCIStoreBarrier(sci_sequence_t sequence, unsigned int flags) {
     (void)flags;
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
+
+SCI_API void SCICacheSync(sci_map_t map, void* addr, size_t length, unsigned int flags,
+                          sci_error_t* error) {
+    Check c(error);
+    if (!c.param(map == nullptr || valid(map, Magic::map))
+             .param(addr != nullptr || length == 0)
+             .flags(flags, SCI_FLAG_CACHE_FLUSH | SCI_FLAG_CACHE_INVALIDATE)) {
+        return;
+    }
+    if (map != nullptr) {
+        auto* base = const_cast<char*>(static_cast<volatile char*>(map->addr));
+        auto* p = static_cast<char*>(addr);
+        if (!c.that(p >= base && static_cast<size_t>(p - base) <= map->size &&
+                        length <= map->size - static_cast<size_t>(p - base),
+                    SCI_ERR_OUT_OF_RANGE)) {
+            return;
+        }
+    }
+    // One coherent host: caches need no write-back or invalidation, only ordering. A full fence
+    // orders this CPU's earlier stores before later accesses (flush) and its later loads after
+    // earlier ones (invalidate).
+    if ((flags & (SCI_FLAG_CACHE_FLUSH | SCI_FLAG_CACHE_INVALIDATE)) != 0) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+    set(error, SCI_ERR_OK);
+}
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCIMapLocalSegment)
+SCI_VENDOR_NAMES(SCIMapRemoteSegment)
+SCI_VENDOR_NAMES(SCIUnmapSegment)
+SCI_VENDOR_NAMES(SCICreateMapSequence)
+SCI_VENDOR_NAMES(SCIRemoveSequence)
+SCI_VENDOR_NAMES(SCIStartSequence)
+SCI_VENDOR_NAMES(SCICheckSequence)
+SCI_VENDOR_NAMES(SCIMemCpy)
+SCI_VENDOR_NAMES(SCIFlush)
+SCI_VENDOR_NAMES(SCIStoreBarrier)
+SCI_VENDOR_NAMES(SCICacheSync)

@@ -84,19 +84,20 @@ SCI_API void SCICreateSegment(sci_desc_t sd, sci_local_segment_t* segment, unsig
     hand_out(s, segment, error);
 }
 
-SCI_API void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segment_t segment,
-                                      unsigned int flags, sci_error_t* error) {
+namespace {
+
+// Host memory becomes the memory of an empty segment (SCIRegisterSegmentMemory,
+// SCIAttachPhysicalMemory): copied into a memfd mapped over the same addresses, so the
+// caller's pointer and every peer's mapping see one memory.
+void register_memory(void* address, size_t size, sci_local_segment_t segment, sci_error_t* error) {
     Check c(error);
-    if (!c.handle(segment, Magic::local_segment).flags(flags, 0) ||
-        !c.that(segment->empty && !segment->memfd.valid(), SCI_ERR_ILLEGAL_OPERATION)
+    if (!c.that(segment->empty && !segment->memfd.valid(), SCI_ERR_ILLEGAL_OPERATION)
              .that(address != nullptr &&
                        reinterpret_cast<std::uintptr_t>(address) % page_size() == 0,
                    SCI_ERR_ILLEGAL_ADDRESS)
              .that(size != 0 && size % page_size() == 0, SCI_ERR_SIZE_ALIGNMENT)) {
         return;
     }
-    // The caller's memory becomes shared: copy it into a memfd and map that over the same
-    // addresses, so the caller's pointer and every peer's mapping see one memory.
     // Sealed against shrinking and growing before anyone else sees it: the daemon maps it, and
     // a truncated memfd would fault (SIGBUS) in whoever touches the lost pages.
     wire::Fd fd(::memfd_create("dis-seg-registered", MFD_CLOEXEC | MFD_ALLOW_SEALING));
@@ -129,6 +130,34 @@ SCI_API void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segm
     segment->size = size;
     segment->empty = false;
     set(error, SCI_ERR_OK);
+}
+
+} // namespace
+
+// SCI_FLAG_LOCK_USER_MEM (pin the pages) is accepted: the registered memory is shared memory
+// the daemon maps, resident while in use; there is no device that needs it pinned.
+SCI_API void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segment_t segment,
+                                      unsigned int flags, sci_error_t* error) {
+    if (!Check(error).handle(segment, Magic::local_segment).flags(flags, SCI_FLAG_LOCK_USER_MEM)) {
+        return;
+    }
+    register_memory(address, size, segment, error);
+}
+
+SCI_API void SCIAttachPhysicalMemory(sci_ioaddr_t ioaddress, void* address, unsigned int busNo,
+                                     size_t size, sci_local_segment_t segment, unsigned int flags,
+                                     sci_error_t* error) {
+    (void)busNo;
+    // No CUDA and no device (physical) memory in the software fabric: refused, not faked.
+    Check c(error);
+    if (!c.handle(segment, Magic::local_segment)
+             .flags(flags, SCI_FLAG_CUDA_BUFFER | SCI_FLAG_PHYSICAL | SCI_FLAG_LOCK_USER_MEM)
+             .that((flags & (SCI_FLAG_CUDA_BUFFER | SCI_FLAG_PHYSICAL)) == 0,
+                   SCI_ERR_FLAG_NOT_IMPLEMENTED)
+             .that(ioaddress == 0, SCI_ERR_NOT_SUPPORTED)) {
+        return;
+    }
+    register_memory(address, size, segment, error);
 }
 
 namespace {
@@ -380,3 +409,23 @@ SCI_API sci_segment_cb_reason_t SCIWaitForRemoteSegmentEvent(sci_remote_segment_
     set(error, SCI_ERR_OK);
     return ev.reason;
 }
+
+// The vendor link names of this file's entry points (see api_util.hpp).
+SCI_VENDOR_NAMES(SCICreateSegment)
+SCI_VENDOR_NAMES(SCIRegisterSegmentMemory)
+SCI_VENDOR_NAMES(SCIAttachPhysicalMemory)
+SCI_VENDOR_NAMES(SCIPrepareSegment)
+SCI_VENDOR_NAMES(SCISetSegmentAvailable)
+SCI_VENDOR_NAMES(SCISetSegmentUnavailable)
+SCI_VENDOR_NAMES(SCIShareSegment)
+SCI_VENDOR_NAMES(SCIRemoveSegment)
+SCI_VENDOR_NAMES(SCIAttachLocalSegment)
+SCI_VENDOR_NAMES(SCIWaitForLocalSegmentEvent)
+SCI_VENDOR_NAMES(SCIGetLocalSegmentId)
+SCI_VENDOR_NAMES(SCIGetLocalSegmentSize)
+SCI_VENDOR_NAMES(SCIConnectSegment)
+SCI_VENDOR_NAMES(SCIDisconnectSegment)
+SCI_VENDOR_NAMES(SCIGetRemoteSegmentSize)
+SCI_VENDOR_NAMES(SCIGetRemoteSegmentId)
+SCI_VENDOR_NAMES(SCIGetRemoteSegmentNodeId)
+SCI_VENDOR_NAMES(SCIWaitForRemoteSegmentEvent)

@@ -169,8 +169,8 @@ TEST_CASE("DMA push, pull, offsets, vectors, callbacks and polling through the n
         CHECK(rp[105] == 0);
         bytes += 4096 + 100 + 4096;
         transfers += 3;
-        // More entries than the queue holds at once.
-        std::vector<dis_dma_vec_t> many(17, dis_dma_vec_t{8, 0, 0, 0});
+        // More entries than one vector may have (DIS_DMA_MAX_VECLEN).
+        std::vector<dis_dma_vec_t> many(DIS_DMA_MAX_VECLEN + 1, dis_dma_vec_t{8, 0, 0, 0});
         SCIStartDmaTransferVec(dq, local, remote, many.size(), many.data(), nullptr, nullptr, 0,
                                &err);
         CHECK(err == SCI_ERR_MAX_ENTRIES);

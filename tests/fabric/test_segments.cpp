@@ -109,35 +109,7 @@ TEST_CASE("segment lifecycle across two nodes with PIO in both directions", "[fa
     CHECK(admin.segments().empty());
 }
 
-TEST_CASE("SCIRemoveSegment is refused while a remote node is connected", "[fabric][segment]") {
-    LocalFabric fabric({4, 8});
-    SisciSession s(fabric, 4);
-    sci_error_t err;
-    sci_local_segment_t seg = make_available(s.sd, 7, 4096);
-    Gate connected;
-    Gate release;
-    pid_t child = spawn_node_process(fabric, 8, [&](sci_desc_t sd) {
-        sci_error_t e;
-        sci_remote_segment_t rs;
-        SCIConnectSegment(sd, &rs, 4, 7, 0, nullptr, nullptr, 5000, 0, &e);
-        if (e != SCI_ERR_OK) {
-            return 1;
-        }
-        connected.open();
-        if (!release.wait(20000)) {
-            return 2;
-        }
-        SCIDisconnectSegment(rs, 0, &e);
-        return e == SCI_ERR_OK ? 0 : 3;
-    });
-    REQUIRE(connected.wait(10000));
-    SCIRemoveSegment(seg, 0, &err);
-    CHECK(err == SCI_ERR_BUSY);
-    release.open();
-    REQUIRE(wait_child(child) == 0);
-    SCIRemoveSegment(seg, 0, &err);
-    CHECK(err == SCI_ERR_OK);
-}
+// Removal while a remote node is connected: tests/fabric/test_sisci_removal.cpp.
 
 TEST_CASE("segment calls check their arguments", "[fabric][segment][errors]") {
     LocalFabric fabric({4, 8});

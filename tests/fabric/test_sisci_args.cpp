@@ -16,7 +16,7 @@ using namespace dis::test;
 
 namespace {
 
-constexpr unsigned k_bad_flag = 0x20000000u; // a bit no function takes
+constexpr unsigned k_bad_flag = 0x80000000u; // a bit no function takes
 
 sci_callback_action_t on_interrupt(void*, sci_local_interrupt_t, sci_error_t) {
     return SCI_CALLBACK_CONTINUE;
@@ -256,13 +256,14 @@ TEST_CASE("SISCI argument checks on nodes, segments, maps and DMA", "[fabric][si
     CHECK(err == SCI_ERR_ILLEGAL_PARAMETER);
     SCIStartDmaTransfer(dq, seg, rs, 4000, 200, 0, nullptr, nullptr, 0, &err);
     CHECK(err == SCI_ERR_OUT_OF_RANGE);
-    dis_dma_vec_t vec[17] = {};
+    // Longer than any vector (DIS_DMA_MAX_VECLEN), whatever the queue's maxEntries.
+    dis_dma_vec_t vec[DIS_DMA_MAX_VECLEN + 1] = {};
     for (auto& v : vec) {
         v.size = 64;
     }
     SCIStartDmaTransferVec(dq, seg, rs, 0, vec, nullptr, nullptr, 0, &err);
     CHECK(err == SCI_ERR_ILLEGAL_PARAMETER);
-    SCIStartDmaTransferVec(dq, seg, rs, 17, vec, nullptr, nullptr, 0, &err);
+    SCIStartDmaTransferVec(dq, seg, rs, DIS_DMA_MAX_VECLEN + 1, vec, nullptr, nullptr, 0, &err);
     CHECK(err == SCI_ERR_MAX_ENTRIES);
     SCIWaitForDMAQueue(dq, 0, k_bad_flag, &err);
     CHECK(err == SCI_ERR_ILLEGAL_FLAG);

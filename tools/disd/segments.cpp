@@ -35,10 +35,10 @@ void Daemon::remove_segment(std::uint32_t id, bool notify) {
     }
     Segment& s = it->second;
     if (notify) {
+        // The owner's own connections too (a loopback connect); a dying owner's are gone
+        // already (drop_client erases them first).
         for (auto& [cid, n] : s.connections) {
-            if (cid != s.owner) {
-                segment_event(s, cid, false, k_cb_disconnect, m_opts.node_id);
-            }
+            segment_event(s, cid, false, k_cb_disconnect, m_opts.node_id);
         }
     }
     release(s.owner, Obj::segment, s.size);
@@ -169,13 +169,8 @@ void Daemon::op_seg_remove(Request& r) {
     Client& c = r.client;
     const json& req = r.body;
     Segment& s = owned_segment(c, wire::get_u32(req, "segment_id"));
-    std::uint32_t connected = 0;
-    for (auto& [cid, n] : s.connections) {
-        connected += n;
-    }
-    if (connected > 0) {
-        refuse(SCI_ERR_BUSY, "segment has " + std::to_string(connected) + " connection(s)");
-    }
+    // As on vendor hardware, connections do not hold a segment: its connectors are told
+    // (SCI_CB_DISCONNECT, below). Mappings and attachments do.
     std::uint32_t mapped = 0;
     for (auto& [cid, n] : s.mappings) {
         mapped += n;
@@ -187,7 +182,7 @@ void Daemon::op_seg_remove(Request& r) {
         refuse(SCI_ERR_BUSY, "segment is attached by another process");
     }
     r.reply["segment_id"] = s.id;
-    remove_segment(s.id, false);
+    remove_segment(s.id, true);
 }
 
 void Daemon::op_seg_attach(Request& r) {

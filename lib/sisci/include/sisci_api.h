@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "dis_types.h"
 #include "sisci_error.h"
 #include "sisci_types.h"
 
@@ -25,41 +26,78 @@
 extern "C" {
 #endif
 
+/* ---- Vendor link names ------------------------------------------------------------------
+ * The vendor's headers rename each SCIxxx to _SISCI_PUBLIC_FUNC_ST_SCIxxx (_MT_ with
+ * _REENTRANT). This header keeps the plain names; libsisci exports every public function under
+ * all three, so programs and link probes written either way find it. */
+#if defined(_REENTRANT)
+#define _SISCI_EXPANDE_FUNCTION_NAME(name) _SISCI_PUBLIC_FUNC_MT_##name
+#define _SISCI_EXPANDE_VARIABLE_NAME(name) _SISCI_PUBLIC_VAR_MT_##name
+#else
+#define _SISCI_EXPANDE_FUNCTION_NAME(name) _SISCI_PUBLIC_FUNC_ST_##name
+#define _SISCI_EXPANDE_VARIABLE_NAME(name) _SISCI_PUBLIC_VAR_ST_##name
+#endif
+#define _SISCI_EXPANDE_CONSTANT_NAME(name) _SISCI_PUBLIC_CONST_##name
+
 /* ---- General constants ------------------------------------------------------------------ */
 #define SCI_NO_FLAGS 0x0u
+#define SCI_NO_CALLBACK NULL
 #define SCI_INFINITE_TIMEOUT 0xffffffffu
-/* Node id that addresses every node of the fabric (reflective memory). */
-#define DIS_BROADCAST_NODEID_GROUP_ALL 0x80000000u
+/* Node id that addresses every node of the fabric (reflective memory); vendor value. */
+#define DIS_BROADCAST_NODEID_GROUP_ALL 252u
 /* Largest payload of one data interrupt, in bytes. */
 #define SCI_MAX_DATA_INTERRUPT_SIZE 2048u
 
-/* ---- Flags (each a distinct bit; a function rejects flags it does not take with
- *      SCI_ERR_ILLEGAL_FLAG) ----------------------------------------------------------- */
-#define SCI_FLAG_AUTO_ID 0x00000001u          /* SCICreateSegment: choose a free id */
-#define SCI_FLAG_EMPTY 0x00000002u            /* SCICreateSegment: memory comes later */
-#define SCI_FLAG_BROADCAST 0x00000004u        /* reflective-memory segment */
-#define SCI_FLAG_PRIVATE 0x00000008u          /* segment not visible to other nodes */
-#define SCI_FLAG_USE_CALLBACK 0x00000010u     /* deliver events through the callback */
-#define SCI_FLAG_FIXED_INTNO 0x00000020u      /* SCICreate*Interrupt: use *interruptNo */
-#define SCI_FLAG_SHARED_INT 0x00000040u       /* accepted for compatibility */
-#define SCI_FLAG_DMA_READ 0x00000080u         /* DMA pulls remote -> local */
-#define SCI_FLAG_DMA_WAIT 0x00000100u         /* DMA call returns after completion */
-#define SCI_FLAG_DMA_GLOBAL 0x00000200u       /* accepted for compatibility */
-#define SCI_FLAG_DMA_SYSDMA 0x00000400u       /* accepted; the engine is the same */
-#define SCI_FLAG_DMA_ADAPTER 0x00000800u      /* SCIQuery(SCI_Q_DMA): adapter engine */
-#define SCI_FLAG_READONLY_MAP 0x00001000u     /* map without write access */
-#define SCI_FLAG_FIXED_MAP_ADDR 0x00002000u   /* map at the given address */
-#define SCI_FLAG_NOTIFY 0x00004000u           /* SCISetSegmentUnavailable: notify peers */
-#define SCI_FLAG_FORCE_DISCONNECT 0x00008000u /* SCISetSegmentUnavailable: drop peers */
-#define SCI_FLAG_FORCE_REMOVE 0x00010000u     /* accepted for compatibility */
+/* ---- Flags -------------------------------------------------------------------------------
+ * Values are the vendor's where they are publicly known (marked V); the vendor reuses bits
+ * between functions, so two flags may share a value: each function checks only the flags it
+ * takes and rejects any other bit with SCI_ERR_ILLEGAL_FLAG. Unmarked values are this
+ * implementation's own, chosen not to collide with any flag of the same function. */
+/* SCICreateSegment, SCIConnectSegment, SCIAttachLocalSegment, SCIPrepareSegment */
+#define SCI_FLAG_USE_CALLBACK 0x00000001u    /* V: deliver events through the callback */
+#define SCI_FLAG_EMPTY 0x00000002u           /* V: SCICreateSegment: memory comes later */
+#define SCI_FLAG_PRIVATE 0x00000004u         /* V: segment not visible to other nodes */
+#define SCI_FLAG_DMA_SOURCE_ONLY 0x00000008u /* V: accepted for compatibility */
+#define SCI_FLAG_AUTO_ID 0x20000000u         /* V: SCICreateSegment: choose a free id */
+#define SCI_FLAG_BROADCAST 0x00040000u       /* V: reflective-memory segment */
+#define SCI_FLAG_SHARED 0x00800000u          /* SCIConnectSegment: accepted */
+/* SCIRegisterSegmentMemory, SCIAttachPhysicalMemory */
+#define SCI_FLAG_LOCK_USER_MEM 0x00000400u /* V: accepted (the memory is shared memory) */
+#define SCI_FLAG_PHYSICAL 0x00001000u      /* V */
+#define SCI_FLAG_CUDA_BUFFER 0x00002000u   /* V: refused here: no CUDA */
+/* SCISetSegmentUnavailable, SCIRemoveSegment */
+#define SCI_FLAG_NOTIFY 0x00004000u           /* notify connected peers */
+#define SCI_FLAG_FORCE_DISCONNECT 0x00008000u /* drop connected peers */
+#define SCI_FLAG_FORCE_REMOVE 0x00000020u     /* V: SCIRemoveSegment: accepted */
+/* SCIMapLocalSegment, SCIMapRemoteSegment */
+#define SCI_FLAG_FIXED_MAP_ADDR 0x00000001u /* V: map at the given address */
+#define SCI_FLAG_READONLY_MAP 0x00000002u   /* V: map without write access */
+#define SCI_FLAG_LOCK_OPERATION 0x00000004u /* V */
+#define SCI_FLAG_IO_MAP_IOSPACE 0x00000080u /* V: uncached (device) map; see SCIMapRemoteSegment   \
+                                             */
+#define SCI_FLAG_NO_MEMORY_LOOPBACK 0x00000800u /* V */
+#define SCI_FLAG_SHARED_MAP 0x00002000u         /* V */
+/* SCICreateInterrupt, SCICreateDataInterrupt */
+#define SCI_FLAG_FIXED_INTNO 0x00000002u /* V: use *interruptNo */
+#define SCI_FLAG_SHARED_INT 0x00000004u  /* V: accepted for compatibility */
+/* SCIStartDmaTransfer(Vec), SCIQuery(SCI_Q_DMA) */
+#define SCI_FLAG_DMA_WAIT 0x00000004u    /* V: DMA call returns after completion */
+#define SCI_FLAG_DMA_READ 0x00000010u    /* V: DMA pulls remote -> local */
+#define SCI_FLAG_DMA_PHDMA 0x00000020u   /* V */
+#define SCI_FLAG_DMA_GLOBAL 0x00000040u  /* V: accepted for compatibility */
+#define SCI_FLAG_DMA_SYSDMA 0x00000100u  /* V: accepted; the engine is the same */
+#define SCI_FLAG_DMA_ADAPTER 0x00000800u /* V: SCIQuery(SCI_Q_DMA): adapter engine */
+/* SCIMemCpy, SCIFlush */
 #define SCI_FLAG_BLOCK_READ 0x00020000u       /* SCIMemCpy: copy remote -> local */
 #define SCI_FLAG_ERROR_CHECK 0x00040000u      /* SCIMemCpy: check the sequence after */
 #define SCI_FLAG_NO_FLUSH 0x00080000u         /* accepted for compatibility */
 #define SCI_FLAG_NO_STORE_BARRIER 0x00100000u /* SCIMemCpy: skip the final barrier */
 #define SCI_FLAG_FLUSH_CPU_BUFFERS_ONLY 0x00200000u
-#define SCI_FLAG_DMA_SOURCE_ONLY 0x00400000u /* accepted for compatibility */
-#define SCI_FLAG_SHARED 0x00800000u          /* accepted for compatibility */
-/* dis-specific: other (non-root) uids may connect to and map the segment or interrupt. */
+/* SCICacheSync */
+#define SCI_FLAG_CACHE_FLUSH 0x00100000u      /* V: write back (a full store fence here) */
+#define SCI_FLAG_CACHE_INVALIDATE 0x00200000u /* V: re-read (a full load fence here) */
+/* dis-specific: other (non-root) uids may connect to and map the segment or interrupt
+ * (SCICreateSegment, SCICreateInterrupt, SCICreateDataInterrupt). */
 #define SCI_FLAG_DIS_SHARED_ACCESS 0x40000000u
 
 /* ---- SCIQuery commands ------------------------------------------------------------------ */
@@ -94,8 +132,7 @@ extern "C" {
 #define SCI_Q_DMA_AVAILABLE 0x300u    /* unsigned int: 1 available */
 #define SCI_Q_DMA_CAPABILITIES 0x301u /* sci_dma_capabilities_t */
 
-/* Card type reported by SCI_Q_ADAPTER_CARD_TYPE for a software-fabric adapter. */
-#define DIS_ADAPTER_SOFTWARE_FABRIC 0x5F0u
+/* DIS_ADAPTER_SOFTWARE_FABRIC (the SCI_Q_ADAPTER_CARD_TYPE answer): see dis_types.h. */
 
 /* ---- Library and descriptors ------------------------------------------------------------ */
 void SCIInitialize(unsigned int flags, sci_error_t* error);
@@ -111,6 +148,15 @@ void SCIGetLocalNodeId(unsigned int adapterNo, unsigned int* nodeId, unsigned in
 /* Returns 1 when node nodeId answers, 0 otherwise (*error says why). */
 int SCIProbeNode(sci_desc_t sd, unsigned int localAdapterNo, unsigned int nodeId,
                  unsigned int flags, sci_error_t* error);
+/* The node ids of the node named adapterName in the fabric config (or "nodeN" for a node
+ * without a name), asked of the live nodes: (*nodeIdList)[0] is 0 when none matched. */
+void SCIGetNodeIdByAdapterName(const char* adapterName, dis_nodeId_list_t* nodeIdList,
+                               dis_adapter_type_t* type, unsigned int flags, sci_error_t* error);
+/* As SCIGetNodeIdByAdapterName; adapterNoList (DIS_MAX_NSCIS entries) gets the local adapter
+ * number that reaches each node. */
+void SCIGetNodeInfoByAdapterName(const char* adapterName, unsigned int* adapterNoList,
+                                 dis_nodeId_list_t* nodeIdList, dis_adapter_type_t* type,
+                                 unsigned int flags, sci_error_t* error);
 
 /* ---- Local segments --------------------------------------------------------------------- */
 void SCICreateSegment(sci_desc_t sd, sci_local_segment_t* segment, unsigned int segmentId,
@@ -119,13 +165,20 @@ void SCICreateSegment(sci_desc_t sd, sci_local_segment_t* segment, unsigned int 
 /* SCI_FLAG_EMPTY segments: address and size must be page aligned. */
 void SCIRegisterSegmentMemory(void* address, size_t size, sci_local_segment_t segment,
                               unsigned int flags, sci_error_t* error);
-void SCIPrepareSegment(sci_local_segment_t segment, unsigned int localAdapterNo,
-                       unsigned int flags, sci_error_t* error);
+void SCIPrepareSegment(sci_local_segment_t segment, unsigned int localAdapterNo, unsigned int flags,
+                       sci_error_t* error);
 void SCISetSegmentAvailable(sci_local_segment_t segment, unsigned int localAdapterNo,
                             unsigned int flags, sci_error_t* error);
 void SCISetSegmentUnavailable(sci_local_segment_t segment, unsigned int localAdapterNo,
                               unsigned int flags, sci_error_t* error);
-/* Refused with SCI_ERR_BUSY while the segment is mapped or connected. */
+/* SCIAttachPhysicalMemory: host memory (address, page aligned, ioaddress 0) is attached as
+ * with SCIRegisterSegmentMemory. SCI_FLAG_CUDA_BUFFER and SCI_FLAG_PHYSICAL fail with
+ * SCI_ERR_FLAG_NOT_IMPLEMENTED (no CUDA here), an ioaddress with SCI_ERR_NOT_SUPPORTED. */
+void SCIAttachPhysicalMemory(sci_ioaddr_t ioaddress, void* address, unsigned int busNo, size_t size,
+                             sci_local_segment_t segment, unsigned int flags, sci_error_t* error);
+/* Refused with SCI_ERR_BUSY while this process maps the segment, while any node maps it, or
+ * while another process has it attached. Remote connections do not refuse it: each connector
+ * gets SCI_CB_DISCONNECT and its later maps, DMA and sequences fail (SCI_ERR_NOT_CONNECTED). */
 void SCIRemoveSegment(sci_local_segment_t segment, unsigned int flags, sci_error_t* error);
 void SCIShareSegment(sci_local_segment_t segment, unsigned int flags, sci_error_t* error);
 void SCIAttachLocalSegment(sci_desc_t sd, sci_local_segment_t* segment, unsigned int segmentId,
@@ -142,8 +195,8 @@ size_t SCIGetLocalSegmentSize(sci_local_segment_t segment);
 /* ---- Remote segments -------------------------------------------------------------------- */
 void SCIConnectSegment(sci_desc_t sd, sci_remote_segment_t* segment, unsigned int nodeId,
                        unsigned int segmentId, unsigned int localAdapterNo,
-                       sci_cb_remote_segment_t callback, void* callbackArg,
-                       unsigned int timeout, unsigned int flags, sci_error_t* error);
+                       sci_cb_remote_segment_t callback, void* callbackArg, unsigned int timeout,
+                       unsigned int flags, sci_error_t* error);
 void SCIDisconnectSegment(sci_remote_segment_t segment, unsigned int flags, sci_error_t* error);
 size_t SCIGetRemoteSegmentSize(sci_remote_segment_t segment);
 unsigned int SCIGetRemoteSegmentId(sci_remote_segment_t segment);
@@ -154,11 +207,9 @@ sci_segment_cb_reason_t SCIWaitForRemoteSegmentEvent(sci_remote_segment_t segmen
 
 /* ---- Mapping and PIO -------------------------------------------------------------------- */
 volatile void* SCIMapLocalSegment(sci_local_segment_t segment, sci_map_t* map, size_t offset,
-                                  size_t size, void* addr, unsigned int flags,
-                                  sci_error_t* error);
-volatile void* SCIMapRemoteSegment(sci_remote_segment_t segment, sci_map_t* map,
-                                   size_t offset, size_t size, void* addr, unsigned int flags,
-                                   sci_error_t* error);
+                                  size_t size, void* addr, unsigned int flags, sci_error_t* error);
+volatile void* SCIMapRemoteSegment(sci_remote_segment_t segment, sci_map_t* map, size_t offset,
+                                   size_t size, void* addr, unsigned int flags, sci_error_t* error);
 void SCIUnmapSegment(sci_map_t map, unsigned int flags, sci_error_t* error);
 void SCICreateMapSequence(sci_map_t map, sci_sequence_t* sequence, unsigned int flags,
                           sci_error_t* error);
@@ -170,6 +221,10 @@ sci_sequence_status_t SCICheckSequence(sci_sequence_t sequence, unsigned int fla
 void SCIMemCpy(sci_sequence_t sequence, void* memAddr, sci_map_t remoteMap, size_t remoteOffset,
                size_t size, unsigned int flags, sci_error_t* error);
 void SCIFlush(sci_sequence_t sequence, unsigned int flags);
+/* CPU cache maintenance for memory shared with devices or peers (map may be NULL):
+ * SCI_FLAG_CACHE_FLUSH makes this CPU's writes visible, SCI_FLAG_CACHE_INVALIDATE makes
+ * others' writes visible to its later reads. On one coherent host these are fences. */
+void SCICacheSync(sci_map_t map, void* addr, size_t length, unsigned int flags, sci_error_t* error);
 void SCIStoreBarrier(sci_sequence_t sequence, unsigned int flags);
 
 /* ---- DMA -------------------------------------------------------------------------------- */
@@ -195,35 +250,33 @@ void SCICreateInterrupt(sci_desc_t sd, sci_local_interrupt_t* interrupt,
                         sci_cb_interrupt_t callback, void* callbackArg, unsigned int flags,
                         sci_error_t* error);
 void SCIRemoveInterrupt(sci_local_interrupt_t interrupt, unsigned int flags, sci_error_t* error);
-void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int timeout,
-                         unsigned int flags, sci_error_t* error);
+void SCIWaitForInterrupt(sci_local_interrupt_t interrupt, unsigned int timeout, unsigned int flags,
+                         sci_error_t* error);
 void SCIConnectInterrupt(sci_desc_t sd, sci_remote_interrupt_t* interrupt, unsigned int nodeId,
                          unsigned int localAdapterNo, unsigned int interruptNo,
                          unsigned int timeout, unsigned int flags, sci_error_t* error);
 void SCIDisconnectInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
                             sci_error_t* error);
-void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags,
-                         sci_error_t* error);
+void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int flags, sci_error_t* error);
 
 /* ---- Data interrupts -------------------------------------------------------------------- */
 void SCICreateDataInterrupt(sci_desc_t sd, sci_local_data_interrupt_t* interrupt,
                             unsigned int localAdapterNo, unsigned int* interruptNo,
-                            sci_cb_data_interrupt_t callback, void* callbackArg,
-                            unsigned int flags, sci_error_t* error);
+                            sci_cb_data_interrupt_t callback, void* callbackArg, unsigned int flags,
+                            sci_error_t* error);
 void SCIRemoveDataInterrupt(sci_local_data_interrupt_t interrupt, unsigned int flags,
                             sci_error_t* error);
 /* *size: capacity of data on entry, length of the received payload on return. */
-void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void* data,
-                             unsigned int* size, unsigned int timeout, unsigned int flags,
-                             sci_error_t* error);
+void SCIWaitForDataInterrupt(sci_local_data_interrupt_t interrupt, void* data, unsigned int* size,
+                             unsigned int timeout, unsigned int flags, sci_error_t* error);
 void SCIConnectDataInterrupt(sci_desc_t sd, sci_remote_data_interrupt_t* interrupt,
                              unsigned int nodeId, unsigned int localAdapterNo,
                              unsigned int interruptNo, unsigned int timeout, unsigned int flags,
                              sci_error_t* error);
 void SCIDisconnectDataInterrupt(sci_remote_data_interrupt_t interrupt, unsigned int flags,
                                 sci_error_t* error);
-void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data,
-                             unsigned int length, unsigned int flags, sci_error_t* error);
+void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data, unsigned int length,
+                             unsigned int flags, sci_error_t* error);
 
 #ifdef __cplusplus
 }

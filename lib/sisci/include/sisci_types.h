@@ -2,8 +2,8 @@
  * sisci_types.h: types of the SISCI API as implemented by the dis-tool software fabric.
  *
  * Names, argument lists and constant names follow the vendor SISCI API so that existing
- * SISCI programs compile unchanged. The handle types are opaque pointers; the numeric
- * values of constants are this implementation's own (programs must use the names).
+ * SISCI programs compile unchanged. The handle types are opaque pointers. Flag values are the
+ * vendor's where publicly known (see sisci_api.h).
  */
 #ifndef DIS_SISCI_TYPES_H
 #define DIS_SISCI_TYPES_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dis_types.h"
 #include "sisci_error.h"
 
 #ifdef __cplusplus
@@ -78,12 +79,10 @@ typedef sci_callback_action_t (*sci_cb_local_segment_t)(void* arg, sci_local_seg
                                                         unsigned int nodeId,
                                                         unsigned int localAdapterNo,
                                                         sci_error_t error);
-typedef sci_callback_action_t (*sci_cb_remote_segment_t)(void* arg,
-                                                         sci_remote_segment_t segment,
+typedef sci_callback_action_t (*sci_cb_remote_segment_t)(void* arg, sci_remote_segment_t segment,
                                                          sci_segment_cb_reason_t reason,
                                                          sci_error_t status);
-typedef sci_callback_action_t (*sci_cb_dma_t)(void* arg, sci_dma_queue_t queue,
-                                              sci_error_t status);
+typedef sci_callback_action_t (*sci_cb_dma_t)(void* arg, sci_dma_queue_t queue, sci_error_t status);
 typedef sci_callback_action_t (*sci_cb_interrupt_t)(void* arg, sci_local_interrupt_t interrupt,
                                                     sci_error_t status);
 typedef sci_callback_action_t (*sci_cb_data_interrupt_t)(void* arg,
@@ -117,13 +116,13 @@ typedef struct {
 
 /* Filled by SCIQuery(SCI_Q_DMA, SCI_Q_DMA_CAPABILITIES). */
 typedef struct {
-    unsigned int max_transfer_size;    /* bytes per transfer */
-    unsigned int max_vector_length;    /* entries per SCIStartDmaTransferVec */
-    unsigned int offset_alignment;     /* bytes */
-    unsigned int size_alignment;       /* bytes */
-    unsigned int suggested_min_size;   /* bytes */
-    unsigned int supports_read;        /* SCI_FLAG_DMA_READ (pull) */
-    unsigned int supports_vector;      /* SCIStartDmaTransferVec */
+    unsigned int max_transfer_size;  /* bytes per transfer */
+    unsigned int max_vector_length;  /* entries per SCIStartDmaTransferVec */
+    unsigned int offset_alignment;   /* bytes */
+    unsigned int size_alignment;     /* bytes */
+    unsigned int suggested_min_size; /* bytes */
+    unsigned int supports_read;      /* SCI_FLAG_DMA_READ (pull) */
+    unsigned int supports_vector;    /* SCIStartDmaTransferVec */
 } sci_dma_capabilities_t;
 
 #ifdef __cplusplus
