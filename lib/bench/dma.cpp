@@ -43,9 +43,9 @@ void post_dma(Session& s, sci::DmaQueue& q, const BenchOptions& o, std::uint64_t
     }
 }
 
-void wait_dma(sci::DmaQueue& q, const BenchOptions& o) {
+void wait_dma(sci::DmaQueue& q, const BenchOptions& o, unsigned int flags = SCI_NO_FLAGS) {
     sci_error_t err = SCI_ERR_OK;
-    auto state = SCIWaitForDMAQueue(q.get(), sci::timeout_ms(o.timeout), SCI_NO_FLAGS, &err);
+    auto state = SCIWaitForDMAQueue(q.get(), sci::timeout_ms(o.timeout), flags, &err);
     sci::check(err, "SCIWaitForDMAQueue");
     if (state != SCI_DMAQUEUE_DONE)
         throw Error(ErrorKind::os, "DMA transfer ended in state " + std::to_string(state));
@@ -109,8 +109,9 @@ Clock::time_point wait_callback(DmaCallbackState& state, const BenchOptions& o) 
     return state.when;
 }
 
-// Sleep mode: the caller blocks in the kernel until the callback wakes it; the latency ends
-// when the caller runs again.
+#ifndef SCI_FLAG_DIS_SLEEP_WAIT
+// Sleep mode on a SISCI without SCI_FLAG_DIS_SLEEP_WAIT: the caller blocks in the kernel
+// until the callback wakes it; the latency ends when the caller runs again.
 Clock::time_point sleep_until_callback(DmaCallbackState& state, const BenchOptions& o) {
     pollfd p{state.wake.get(), POLLIN, 0};
     for (;;) {
@@ -129,6 +130,7 @@ Clock::time_point sleep_until_callback(DmaCallbackState& state, const BenchOptio
     check_callback_status(state);
     return t1;
 }
+#endif
 
 // Both DMA source regions (push: ours; pull: the responder's), prepared, with the checksums
 // the last transfer must match.
@@ -199,8 +201,13 @@ const char* completion_of(DmaMode mode) {
         return "SCIWaitForDMAQueue: spins (on libsisci: about 30 us, longer for large "
                "transfers), then sleeps until woken";
     case DmaMode::sleep:
+#ifdef SCI_FLAG_DIS_SLEEP_WAIT
+        return "SCIWaitForDMAQueue with SCI_FLAG_DIS_SLEEP_WAIT: the caller sleeps in the kernel "
+               "at once, no spinning, until the engine wakes it";
+#else
         return "the caller sleeps in the kernel (an eventfd) until the completion callback "
-               "wakes it; libsisci's callback thread spins, then sleeps";
+               "wakes it; the SISCI library's callback thread may spin first";
+#endif
     case DmaMode::poll:
         return "SCIDMAQueueState in a loop: the caller spins";
     case DmaMode::callback:
@@ -247,11 +254,13 @@ void dma_latency(Session& s, const BenchOptions& o, Report& rep) {
     rep.completion = completion_of(o.dma_mode);
     sci::DmaQueue queue(s.sd(), o.adapter, std::max<std::uint32_t>(o.vector, 1));
     DmaCallbackState state;
+#ifndef SCI_FLAG_DIS_SLEEP_WAIT
     if (o.dma_mode == DmaMode::sleep) {
         state.wake = UniqueFd(eventfd(0, EFD_CLOEXEC));
         if (state.wake.get() < 0)
             throw os_error("eventfd", errno);
     }
+#endif
     const pid_t engine = engine_pid(s.local_node());
     const std::string engine_name =
         engine > 0 ? "disd node " + std::to_string(s.local_node()) + " (its DMA engine)"
@@ -285,9 +294,15 @@ void dma_latency(Session& s, const BenchOptions& o, Report& rep) {
                 t1 = wait_callback(state, o);
                 break;
             case DmaMode::sleep:
+#ifdef SCI_FLAG_DIS_SLEEP_WAIT
+                post_dma(s, queue, o, size, lo, ro, nullptr, nullptr, 0);
+                wait_dma(queue, o, SCI_FLAG_DIS_SLEEP_WAIT);
+                t1 = Clock::now();
+#else
                 state.done.store(0);
                 post_dma(s, queue, o, size, lo, ro, dma_done, &state, SCI_FLAG_USE_CALLBACK);
                 t1 = sleep_until_callback(state, o);
+#endif
                 break;
             }
             if (i >= o.warmup)

@@ -43,10 +43,13 @@ inline void cpu_relax() {
 // should take: completion is then seen within a fraction of a microsecond, where a futex
 // sleep would add a wake-up (tens of microseconds when the CPU has to come out of a virtual
 // machine's halt). With the engine on this CPU, spinning only delays it: sleep at once.
-sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned int timeout_ms) {
+// `may_spin` false (SCI_FLAG_DIS_SLEEP_WAIT): sleep at once whatever the engine's CPU.
+sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned int timeout_ms,
+                           bool may_spin = true) {
     auto* q = dq->q;
     auto start = std::chrono::steady_clock::now();
-    auto spin = std::chrono::microseconds(std::max(k_spin_us, dq->spin_us));
+    auto spin = may_spin ? std::chrono::microseconds(std::max(k_spin_us, dq->spin_us))
+                         : std::chrono::microseconds(0);
     if (timeout_ms != SCI_INFINITE_TIMEOUT) {
         spin = std::min<std::chrono::microseconds>(spin, std::chrono::milliseconds(timeout_ms));
     }
@@ -95,7 +98,8 @@ sci_error_t wait_completed(sci_dma_queue_t dq, std::uint32_t target, unsigned in
         wire::futex_wait(&q->completed, c, slice);
         // Woken (possibly early, by the engine starting the last chunk of a long copy):
         // spin a little before sleeping again, so the wake-up latency overlaps the copy.
-        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(k_wake_spin_us);
+        auto until = std::chrono::steady_clock::now() +
+                     std::chrono::microseconds(may_spin ? k_wake_spin_us : 0);
         while (!engine_here(dq) && !reached(q->completed.load(std::memory_order_acquire), target) &&
                std::chrono::steady_clock::now() < until) {
             sched_yield();
@@ -361,10 +365,11 @@ SCI_API sci_dma_queue_state_t SCIDMAQueueState(sci_dma_queue_t dq) {
 
 SCI_API sci_dma_queue_state_t SCIWaitForDMAQueue(sci_dma_queue_t dq, unsigned int timeout,
                                                  unsigned int flags, sci_error_t* error) {
-    if (!Check(error).handle(dq, Magic::dma_queue).flags(flags, 0)) {
+    if (!Check(error).handle(dq, Magic::dma_queue).flags(flags, SCI_FLAG_DIS_SLEEP_WAIT)) {
         return SCI_DMAQUEUE_ERROR;
     }
-    sci_error_t err = wait_completed(dq, dq->posted, timeout);
+    sci_error_t err =
+        wait_completed(dq, dq->posted, timeout, (flags & SCI_FLAG_DIS_SLEEP_WAIT) == 0);
     if (err == SCI_ERR_TIMEOUT) {
         set(error, err);
         return SCI_DMAQUEUE_POSTED;

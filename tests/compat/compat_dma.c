@@ -95,7 +95,8 @@ static void node_b(void) {
     SCIStartDmaTransferVec(dq, local, remote, DIS_DMA_MAX_VECLEN, vec, SCI_NO_CALLBACK, NULL,
                            SCI_NO_FLAGS, &err);
     EXPECT_OK(err);
-    EXPECT(SCIWaitForDMAQueue(dq, SCI_INFINITE_TIMEOUT, SCI_NO_FLAGS, &err) == SCI_DMAQUEUE_DONE);
+    EXPECT(SCIWaitForDMAQueue(dq, SCI_INFINITE_TIMEOUT, SCI_FLAG_DIS_SLEEP_WAIT, &err) ==
+           SCI_DMAQUEUE_DONE);
     EXPECT_OK(err);
     vec[DIS_DMA_MAX_VECLEN] = vec[0];
     SCIStartDmaTransferVec(dq, local, remote, DIS_DMA_MAX_VECLEN + 1, vec, SCI_NO_CALLBACK, NULL,

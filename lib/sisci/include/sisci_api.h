@@ -99,6 +99,9 @@ extern "C" {
 /* dis-specific: other (non-root) uids may connect to and map the segment or interrupt
  * (SCICreateSegment, SCICreateInterrupt, SCICreateDataInterrupt). */
 #define SCI_FLAG_DIS_SHARED_ACCESS 0x40000000u
+/* dis-specific, SCIWaitForDMAQueue: sleep in the kernel at once, without the spin that
+ * normally precedes it (a waiter that wants its CPU back, or a benchmark of sleeping). */
+#define SCI_FLAG_DIS_SLEEP_WAIT 0x08000000u
 
 /* ---- SCIQuery commands ------------------------------------------------------------------ */
 #define SCI_Q_VENDORID 1u /* sci_query_string_t */
