@@ -2,6 +2,8 @@
 // of one device into findings and a verdict. Read-only: nothing here touches the device.
 #include "dis/readiness.hpp"
 
+#include "dis/error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -71,16 +73,16 @@ const char* to_string(Verdict verdict) noexcept {
     return "not_ready";
 }
 
-int exit_code_for(Verdict verdict) noexcept {
+int exit_code_for(Verdict verdict, bool strict) noexcept {
     switch (verdict) {
     case Verdict::ready:
-        return 0;
+        return k_exit_ok;
     case Verdict::ready_with_warnings:
-        return 1;
+        return strict ? k_exit_check_failed : k_exit_ok;
     case Verdict::not_ready:
         break;
     }
-    return 2;
+    return k_exit_check_failed;
 }
 
 ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,

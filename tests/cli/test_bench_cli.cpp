@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <thread>
 
+using dis::test::check_one_error_line;
+using dis::test::parse_out;
 using dis::test::run;
 using dis::test::run_tool;
 using dis::test::RunResult;
@@ -28,20 +30,6 @@ using dis::test::TempDir;
 using nlohmann::json;
 
 namespace {
-
-json parse_out(const RunResult& r) {
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    json doc = json::parse(r.out, nullptr, false);
-    REQUIRE_FALSE(doc.is_discarded());
-    return doc;
-}
-
-void check_one_error_line(const RunResult& r) {
-    INFO("stderr: " << r.err);
-    REQUIRE(!r.err.empty());
-    CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-    CHECK(r.err.find('\n') == r.err.size() - 1);
-}
 
 std::string read_proc(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -105,14 +93,7 @@ private:
 
 json run_ok(const TestFabric& fab, const std::vector<std::string>& args) {
     auto r = fab.bench(args);
-    INFO("args: " <<
-         [&] {
-             std::string s;
-             for (const auto& a : args)
-                 s += a + " ";
-             return s;
-         }()
-                  << "\nstderr: " << r.err);
+    INFO("args: " << dis::test::join_args(args) << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(r.err.empty());
     auto doc = parse_out(r);

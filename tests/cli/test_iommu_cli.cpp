@@ -29,13 +29,6 @@ std::vector<std::string> group_members(const json& doc, const std::string& bdf) 
     return {};
 }
 
-json run_json(const std::vector<std::string>& args) {
-    auto r = run_tool(args);
-    INFO("stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-}
-
 } // namespace
 
 TEST_CASE("iommu on the ASUS P6T6 dump predicts groups from ACS and says there is no IOMMU",

@@ -19,13 +19,6 @@ json pair_of(const json& doc, const std::string& a, const std::string& b) {
     return {};
 }
 
-json run_json(const std::vector<std::string>& args) {
-    auto r = run_tool(args);
-    INFO("stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-}
-
 // A Skylake-SP style host: root ports 8086:2030 (on the kernel's allow-list) on bus 00,
 // a PLX switch below 00:01.0 with two downstream ports, and a second root bus on node 1.
 void build_switch_tree(SysfsTree& tree, bool redirect_at_dsp) {
