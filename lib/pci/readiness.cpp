@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 
 namespace dis::pci {
 
@@ -99,8 +98,7 @@ ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
     r.bars = d.bars;
 
     // Class: bridges route other devices' traffic and are never lent themselves.
-    char cls[8];
-    std::snprintf(cls, sizeof cls, "%04x", d.class_id);
+    const std::string cls = to_hex(d.class_id, 4);
     // Names of unknown classes already carry the number ("Unassigned class [ffff]").
     std::string class_text = d.class_name.empty() ? std::string("class [") + cls + "]"
                              : d.class_name.find('[') != std::string::npos
@@ -249,8 +247,7 @@ ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
 }
 
 nlohmann::json to_json(const ReadinessReport& r) {
-    char cls[8];
-    std::snprintf(cls, sizeof cls, "%04x", r.class_id);
+    const std::string cls = to_hex(r.class_id, 4);
     nlohmann::json acs = nlohmann::json::array();
     for (const auto& hop : r.acs_path)
         acs.push_back({{"bridge", hop.bridge.to_string()},
