@@ -2,6 +2,7 @@
 // directory): a short run of every test checking the results and payload integrity, the
 // output formats, the responder's life cycle, and the failure paths.
 #include "support.hpp"
+#include "tool_fabric.hpp"
 
 #include "dis/local_fabric.hpp"
 
@@ -64,31 +65,16 @@ std::vector<pid_t> responders_of(const std::string& dir) {
 }
 
 // Two nodes (4 and 8) started with the built tool and always stopped again.
-class TestFabric {
+class TestFabric : public dis::test::ToolFabric {
 public:
-    TestFabric() : m_dir((m_tmp.path() / "fabric").string()) {
-        auto r = run_tool({"fabric", "start", "--nodes", "2", "--fabric", m_dir, "-o", "json"});
-        INFO("fabric start: " << r.out << r.err);
-        REQUIRE(r.exit_code == 0);
-    }
-    ~TestFabric() {
-        try {
-            dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
-        } catch (...) {
-        }
-    }
-    const std::string& dir() const { return m_dir; }
+    TestFabric() : ToolFabric(2) {}
 
     RunResult bench(std::vector<std::string> args) const {
         std::vector<std::string> full = {"bench"};
         full.insert(full.end(), args.begin(), args.end());
-        full.insert(full.end(), {"--fabric", m_dir});
+        full.insert(full.end(), {"--fabric", dir()});
         return run_tool(full);
     }
-
-private:
-    TempDir m_tmp;
-    std::string m_dir;
 };
 
 json run_ok(const TestFabric& fab, const std::vector<std::string>& args) {

@@ -159,14 +159,10 @@ TEST_CASE("device check input errors", "[cli][device]") {
         INFO(args.back() << " out: " << r.out << " err: " << r.err);
         CHECK(r.exit_code == 2);
         CHECK(r.out.empty());
-        CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        check_one_error_line(r);
     }
     auto r = run_tool({"device", "check", "--help"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--window-size") != std::string::npos);
-    std::string man = read_file(std::string(DIS_SOURCE_DIR) + "/man/dis-tool-device.1");
-    for (const char* section :
-         {".SH SYNOPSIS", ".SH OPTIONS", ".SH JSON SCHEMA", ".SH EXIT STATUS", ".SH EXAMPLES"})
-        CHECK(man.find(section) != std::string::npos);
+    check_man_page("dis-tool-device.1");
 }

@@ -2,6 +2,7 @@
 // `topology`, `probe` and `segment list` with real disd daemons in a temporary fabric
 // directory, a segment created through libsisci in this process, and the unreachable cases.
 #include "support.hpp"
+#include "tool_fabric.hpp"
 
 #include "dis/local_fabric.hpp"
 
@@ -30,41 +31,7 @@ using nlohmann::json;
 
 namespace {
 
-// A fabric started with the built tool, always stopped again (even when a check fails) so no
-// daemon outlives the test.
-class TestFabric {
-public:
-    explicit TestFabric(unsigned nodes) : m_dir((m_tmp.path() / "fabric").string()) {
-        auto r = run_tool(
-            {"fabric", "start", "--nodes", std::to_string(nodes), "--fabric", m_dir, "-o", "json"});
-        INFO("fabric start stderr: " << r.err);
-        REQUIRE(r.exit_code == 0);
-        m_start = parse_out(r);
-    }
-    ~TestFabric() {
-        try {
-            dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
-        } catch (...) {
-        }
-        for (const auto& n : m_start.value("nodes", json::array()))
-            if (pid_alive(n["pid"].get<pid_t>()))
-                ::kill(n["pid"].get<pid_t>(), SIGKILL);
-    }
-    const std::string& dir() const { return m_dir; }
-    const json& start_doc() const { return m_start; }
-    pid_t pid_of(std::uint32_t node) const {
-        for (const auto& n : m_start["nodes"])
-            if (n["node_id"] == node)
-                return n["pid"].get<pid_t>();
-        FAIL("node " << node << " was not started");
-        return 0;
-    }
-
-private:
-    TempDir m_tmp;
-    std::string m_dir;
-    json m_start;
-};
+using TestFabric = dis::test::ToolFabric;
 
 std::set<std::uint32_t> node_ids(const json& nodes) {
     std::set<std::uint32_t> ids;

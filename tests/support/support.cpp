@@ -182,6 +182,14 @@ void check_one_error_line(const RunResult& r) {
     CHECK(r.err.find('\n') == r.err.size() - 1);
 }
 
+void check_man_page(const std::string& page) {
+    INFO("man page " << page);
+    std::string man = read_file(std::string(DIS_SOURCE_DIR) + "/man/" + page);
+    for (const char* section :
+         {".SH SYNOPSIS", ".SH OPTIONS", ".SH JSON SCHEMA", ".SH EXIT STATUS", ".SH EXAMPLES"})
+        CHECK(man.find(section) != std::string::npos);
+}
+
 std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
     INFO("csv: " << text);
     std::vector<std::vector<std::string>> rows;

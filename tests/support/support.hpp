@@ -59,6 +59,10 @@ nlohmann::json run_json(const std::vector<std::string>& args);
 // Exactly one line on stderr, in the tool's error format ("dis-tool: error: ...").
 void check_one_error_line(const RunResult& r);
 
+// man/<page> exists with the sections every command page has: SYNOPSIS, OPTIONS, JSON
+// SCHEMA, EXIT STATUS, EXAMPLES.
+void check_man_page(const std::string& page);
+
 // Rows of an RFC 4180 CSV text (quoted fields, doubled quotes, LF or CRLF line ends);
 // REQUIREs it to be well formed and every row to have as many fields as the first.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text);
