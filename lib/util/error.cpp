@@ -34,10 +34,10 @@ const char* to_string(ErrorKind kind) noexcept {
         return "fabric_down";
     case ErrorKind::check_failed:
         return "check_failed";
-    case ErrorKind::busy:
-        return "busy";
     case ErrorKind::internal:
         return "internal";
+    case ErrorKind::busy:
+        return "busy";
     }
     return "unknown";
 }

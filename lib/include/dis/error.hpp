@@ -15,8 +15,8 @@ enum class ErrorKind {
     timeout,       // an operation did not complete in time
     fabric_down,   // a fabric node or daemon is unreachable
     check_failed,  // a check ran and found problems (not an error of the tool)
-    busy,          // the resource is in use or a limit is reached; retrying later may work
-    internal,      // a bug or an unexpected failure inside the tool
+    internal,      // a bug or an unexpected state of the tool or a library it uses
+    busy,          // the resource exists but is in use (try again later)
 };
 
 // Exit codes shared by every command (see dis-tool(1), EXIT STATUS).
