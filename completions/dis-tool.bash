@@ -80,7 +80,7 @@ _dis_tool() {
     p2p) opts="$src --amd-zen"; bdfs=1 ;;
     device)
         verbs="check"
-        opts="$src --window-size --amd-zen"
+        opts="$src --window-size --amd-zen --strict"
         [ "$verb" = check ] && bdfs=1
         ;;
     fabric)

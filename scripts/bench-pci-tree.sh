@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 runs=7
 domains=60
 tool=${DIS_TOOL:-$here/build/tools/dis-tool}
-fixture=${DIS_FIXTURE:-$here/../shared/fixtures/pci/tree-asus-p6t6.txt}
+fixture=${DIS_FIXTURE:-$here/tests/data/pci/tree-asus-p6t6.txt}
 
 while getopts "n:d:t:h" opt; do
     case $opt in

@@ -21,7 +21,7 @@ echo "== IOMMU isolation (dis-tool iommu)"
 echo
 echo "== Lending readiness of each endpoint (dis-tool device check)"
 for bdf in $("$tool" pci list -o json | jq -r '.[] | select(.class[0:2] != "06") | .bdf'); do
-  # Exit 1/2 mean "ready with warnings"/"not ready": a report, not a failure of this script.
+  # Exit 1 means "not ready": a verdict, not a failure of this script.
   verdict=$("$tool" device check "$bdf" | sed -n 's/^Verdict: //p') || true
   printf '%s  %s\n' "$bdf" "${verdict:-unknown}"
 done

@@ -15,15 +15,11 @@ namespace dis::pci {
 namespace {
 
 // The flags the kernel requires for isolation (REQ_ACS_FLAGS in drivers/iommu/iommu.c).
-struct RequiredFlag {
-    const char* name;
-    bool AcsBits::*bit;
-};
-constexpr RequiredFlag k_required_flags[] = {
-    {"SrcValid", &AcsBits::src_valid},
-    {"ReqRedir", &AcsBits::req_redir},
-    {"CmpltRedir", &AcsBits::cmplt_redir},
-    {"UpstreamFwd", &AcsBits::upstream_fwd},
+constexpr bool AcsBits::*k_required_flags[] = {
+    &AcsBits::src_valid,
+    &AcsBits::req_redir,
+    &AcsBits::cmplt_redir,
+    &AcsBits::upstream_fwd,
 };
 
 std::string join(const std::vector<std::string>& parts, const char* sep = ", ") {
@@ -49,15 +45,15 @@ AcsCheck check_acs_flags(const Device& device) {
     AcsCheck out;
     if (!device.acs) {
         out.missing.reserve(4);
-        for (const auto& f : k_required_flags)
-            out.missing.push_back(f.name);
+        for (auto bit : k_required_flags)
+            out.missing.push_back(acs_name(bit));
         out.reason = "no ACS capability";
         return out;
     }
     out.has_capability = true;
-    for (const auto& f : k_required_flags)
-        if (device.acs->cap.*f.bit && !(device.acs->ctl.*f.bit))
-            out.missing.push_back(f.name);
+    for (auto bit : k_required_flags)
+        if (device.acs->cap.*bit && !(device.acs->ctl.*bit))
+            out.missing.push_back(acs_name(bit));
     out.enabled = out.missing.empty();
     if (!out.enabled)
         out.reason = "ACS " + join(out.missing) + " not enabled";
@@ -313,10 +309,9 @@ IommuReport analyze_iommu(const Topology& topology) {
                                       ": its requester ID aliases every device behind it");
             }
             for (const auto& gap : iso.acs_gaps) {
-                if (!gap.has_capability && gap.missing.size() == 4)
+                if (!gap.has_capability && gap.missing.size() == std::size(k_required_flags))
                     iso.reasons.push_back("ACS missing at bridge " + gap.bridge.to_string() +
-                                          " (no ACS capability; needs SrcValid, ReqRedir, "
-                                          "CmpltRedir, UpstreamFwd)");
+                                          " (no ACS capability; needs " + join(gap.missing) + ")");
                 else if (!gap.missing.empty())
                     iso.reasons.push_back("ACS missing at bridge " + gap.bridge.to_string() + " (" +
                                           join(gap.missing) + " not enabled)");

@@ -4,17 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
-
 namespace dis::pci {
 
 namespace {
-
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%0*x", digits, value);
-    return buf;
-}
 
 nlohmann::json or_null(const std::string& s) {
     return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
@@ -25,10 +17,10 @@ template <class T> nlohmann::json or_null(const std::optional<T>& v) {
 }
 
 nlohmann::json acs_json(const AcsBits& b) {
-    return {{"SrcValid", b.src_valid},       {"TransBlk", b.trans_blk},
-            {"ReqRedir", b.req_redir},       {"CmpltRedir", b.cmplt_redir},
-            {"UpstreamFwd", b.upstream_fwd}, {"EgressCtrl", b.egress_ctrl},
-            {"DirectTrans", b.direct_trans}};
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& f : k_acs_flags)
+        j[f.name] = b.*f.bit;
+    return j;
 }
 
 } // namespace
@@ -36,13 +28,13 @@ nlohmann::json acs_json(const AcsBits& b) {
 nlohmann::json to_json(const Device& d) {
     nlohmann::json j;
     j["bdf"] = d.bdf.to_string();
-    j["vendor_id"] = hex(d.vendor_id, 4);
-    j["device_id"] = hex(d.device_id, 4);
-    j["class"] = hex(d.class_id, 4);
-    j["prog_if"] = hex(d.prog_if, 2);
-    j["revision"] = hex(d.revision, 2);
-    j["subsystem_vendor_id"] = hex(d.subsystem_vendor_id, 4);
-    j["subsystem_device_id"] = hex(d.subsystem_device_id, 4);
+    j["vendor_id"] = to_hex(d.vendor_id, 4);
+    j["device_id"] = to_hex(d.device_id, 4);
+    j["class"] = to_hex(d.class_id, 4);
+    j["prog_if"] = to_hex(d.prog_if, 2);
+    j["revision"] = to_hex(d.revision, 2);
+    j["subsystem_vendor_id"] = to_hex(d.subsystem_vendor_id, 4);
+    j["subsystem_device_id"] = to_hex(d.subsystem_device_id, 4);
     j["vendor_name"] = or_null(d.vendor_name);
     j["device_name"] = or_null(d.device_name);
     j["class_name"] = or_null(d.class_name);
@@ -78,7 +70,7 @@ nlohmann::json to_json(const Device& d) {
         j["sriov"] = {{"initial_vfs", d.sriov->initial_vfs},
                       {"total_vfs", d.sriov->total_vfs},
                       {"num_vfs", d.sriov->num_vfs},
-                      {"vf_device_id", hex(d.sriov->vf_device_id, 4)}};
+                      {"vf_device_id", to_hex(d.sriov->vf_device_id, 4)}};
     else
         j["sriov"] = nullptr;
     nlohmann::json bars = nlohmann::json::array();

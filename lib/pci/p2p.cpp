@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -35,12 +34,6 @@ constexpr AllowedHostBridge k_allowed_host_bridges[] = {
     {k_vendor_google, k_any_device, false},                                  // Google SoCs
 };
 
-std::string hex4(std::uint16_t v) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "%04x", v);
-    return buf;
-}
-
 std::string join(const std::vector<std::string>& parts) {
     std::string out;
     for (const auto& p : parts)
@@ -53,12 +46,9 @@ std::vector<std::string> acs_redirect_bits(const Device& device) {
     std::vector<std::string> bits;
     if (!device.acs)
         return bits;
-    if (device.acs->ctl.req_redir)
-        bits.push_back("ReqRedir");
-    if (device.acs->ctl.cmplt_redir)
-        bits.push_back("CmpltRedir");
-    if (device.acs->ctl.egress_ctrl)
-        bits.push_back("EgressCtrl");
+    for (auto bit : {&AcsBits::req_redir, &AcsBits::cmplt_redir, &AcsBits::egress_ctrl})
+        if (device.acs->ctl.*bit)
+            bits.push_back(acs_name(bit));
     return bits;
 }
 
@@ -102,8 +92,8 @@ std::string name_host(const Device* host, const Device& top) {
     if (!host)
         return "the host bridge of bus " + top.bdf.to_string().substr(0, 7) +
                " (no 00.0 or root port device to identify it)";
-    return "host bridge " + host->bdf.to_string() + " [" + hex4(host->vendor_id) + ":" +
-           hex4(host->device_id) + "]";
+    return "host bridge " + host->bdf.to_string() + " [" + to_hex(host->vendor_id, 4) + ":" +
+           to_hex(host->device_id, 4) + "]";
 }
 
 // host_bridge_whitelist(): both devices' host bridges must be on the allow-list, and

@@ -2,10 +2,11 @@
 // of one device into findings and a verdict. Read-only: nothing here touches the device.
 #include "dis/readiness.hpp"
 
+#include "dis/error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 
 namespace dis::pci {
 
@@ -71,16 +72,16 @@ const char* to_string(Verdict verdict) noexcept {
     return "not_ready";
 }
 
-int exit_code_for(Verdict verdict) noexcept {
+int exit_code_for(Verdict verdict, bool strict) noexcept {
     switch (verdict) {
     case Verdict::ready:
-        return 0;
+        return k_exit_ok;
     case Verdict::ready_with_warnings:
-        return 1;
+        return strict ? k_exit_check_failed : k_exit_ok;
     case Verdict::not_ready:
         break;
     }
-    return 2;
+    return k_exit_check_failed;
 }
 
 ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
@@ -97,8 +98,7 @@ ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
     r.bars = d.bars;
 
     // Class: bridges route other devices' traffic and are never lent themselves.
-    char cls[8];
-    std::snprintf(cls, sizeof cls, "%04x", d.class_id);
+    const std::string cls = to_hex(d.class_id, 4);
     // Names of unknown classes already carry the number ("Unassigned class [ffff]").
     std::string class_text = d.class_name.empty() ? std::string("class [") + cls + "]"
                              : d.class_name.find('[') != std::string::npos
@@ -247,8 +247,7 @@ ReadinessReport check_readiness(const Topology& topology, const Bdf& bdf,
 }
 
 nlohmann::json to_json(const ReadinessReport& r) {
-    char cls[8];
-    std::snprintf(cls, sizeof cls, "%04x", r.class_id);
+    const std::string cls = to_hex(r.class_id, 4);
     nlohmann::json acs = nlohmann::json::array();
     for (const auto& hop : r.acs_path)
         acs.push_back({{"bridge", hop.bridge.to_string()},

@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <set>
 
 namespace dis::pci {
@@ -24,24 +23,19 @@ TreeNode make_node(const Device* d, const ChildMap& kids, std::set<Bdf>& visited
     return node;
 }
 
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%0*x", digits, value);
-    return buf;
-}
-
 std::string device_label(const Device& d) {
-    std::string s = hex(d.bdf.bus, 2) + ":" + hex(d.bdf.device, 2) + "." + hex(d.bdf.function, 1);
+    std::string s =
+        to_hex(d.bdf.bus, 2) + ":" + to_hex(d.bdf.device, 2) + "." + to_hex(d.bdf.function, 1);
     if (d.secondary_bus && d.subordinate_bus) {
-        s += " [" + hex(*d.secondary_bus, 2);
+        s += " [" + to_hex(*d.secondary_bus, 2);
         if (*d.subordinate_bus != *d.secondary_bus)
-            s += "-" + hex(*d.subordinate_bus, 2);
+            s += "-" + to_hex(*d.subordinate_bus, 2);
         s += "]";
     }
     s += "  ";
-    s += d.vendor_name.empty() ? "Vendor " + hex(d.vendor_id, 4) : d.vendor_name;
+    s += d.vendor_name.empty() ? "Vendor " + to_hex(d.vendor_id, 4) : d.vendor_name;
     s += " ";
-    s += d.device_name.empty() ? "Device " + hex(d.device_id, 4) : d.device_name;
+    s += d.device_name.empty() ? "Device " + to_hex(d.device_id, 4) : d.device_name;
     if (d.link)
         s += "  " + describe_link(*d.link);
     if (d.link && d.link->downgraded)
@@ -111,7 +105,7 @@ std::vector<TreeRoot> build_tree(const Topology& topology) {
 std::string render_tree_text(const Topology& topology) {
     std::string out;
     for (const auto& root : build_tree(topology)) {
-        out += "[" + hex(root.domain, 4) + ":" + hex(root.bus, 2) + "]\n";
+        out += "[" + to_hex(root.domain, 4) + ":" + to_hex(root.bus, 2) + "]\n";
         render_nodes(root.devices, "", out);
     }
     return out;
@@ -120,8 +114,8 @@ std::string render_tree_text(const Topology& topology) {
 nlohmann::json tree_to_json(const Topology& topology) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& root : build_tree(topology))
-        arr.push_back({{"domain", hex(root.domain, 4)},
-                       {"bus", hex(root.bus, 2)},
+        arr.push_back({{"domain", to_hex(root.domain, 4)},
+                       {"bus", to_hex(root.bus, 2)},
                        {"devices", nodes_json(root.devices)}});
     return arr;
 }

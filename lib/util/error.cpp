@@ -13,6 +13,8 @@ Error os_error(const std::string& what, int errnum) {
         kind = ErrorKind::permission;
     else if (errnum == ETIMEDOUT)
         kind = ErrorKind::timeout;
+    else if (errnum == EBUSY)
+        kind = ErrorKind::busy;
     return Error(kind, what + ": " + std::strerror(errnum));
 }
 
@@ -42,14 +44,21 @@ const char* to_string(ErrorKind kind) noexcept {
 
 int exit_code_for(ErrorKind kind) noexcept {
     switch (kind) {
+    case ErrorKind::invalid_input:
+    case ErrorKind::not_found:
+    case ErrorKind::busy:
+        return k_exit_usage;
+    case ErrorKind::timeout:
+    case ErrorKind::fabric_down:
+        return k_exit_fabric;
     case ErrorKind::check_failed:
         return k_exit_check_failed;
-    case ErrorKind::fabric_down:
-    case ErrorKind::timeout:
-        return k_exit_fabric;
-    default:
-        return k_exit_usage;
+    case ErrorKind::permission:
+    case ErrorKind::os:
+    case ErrorKind::internal:
+        break;
     }
+    return k_exit_internal;
 }
 
 } // namespace dis

@@ -2,6 +2,7 @@
 // directory): a short run of every test checking the results and payload integrity, the
 // output formats, the responder's life cycle, and the failure paths.
 #include "support.hpp"
+#include "tool_fabric.hpp"
 
 #include "dis/local_fabric.hpp"
 
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <thread>
 
+using dis::test::check_one_error_line;
+using dis::test::parse_out;
 using dis::test::run;
 using dis::test::run_tool;
 using dis::test::RunResult;
@@ -28,20 +31,6 @@ using dis::test::TempDir;
 using nlohmann::json;
 
 namespace {
-
-json parse_out(const RunResult& r) {
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    json doc = json::parse(r.out, nullptr, false);
-    REQUIRE_FALSE(doc.is_discarded());
-    return doc;
-}
-
-void check_one_error_line(const RunResult& r) {
-    INFO("stderr: " << r.err);
-    REQUIRE(!r.err.empty());
-    CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-    CHECK(r.err.find('\n') == r.err.size() - 1);
-}
 
 std::string read_proc(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -76,43 +65,21 @@ std::vector<pid_t> responders_of(const std::string& dir) {
 }
 
 // Two nodes (4 and 8) started with the built tool and always stopped again.
-class TestFabric {
+class TestFabric : public dis::test::ToolFabric {
 public:
-    TestFabric() : m_dir((m_tmp.path() / "fabric").string()) {
-        auto r = run_tool({"fabric", "start", "--nodes", "2", "--fabric", m_dir, "-o", "json"});
-        INFO("fabric start: " << r.out << r.err);
-        REQUIRE(r.exit_code == 0);
-    }
-    ~TestFabric() {
-        try {
-            dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
-        } catch (...) {
-        }
-    }
-    const std::string& dir() const { return m_dir; }
+    TestFabric() : ToolFabric(2) {}
 
     RunResult bench(std::vector<std::string> args) const {
         std::vector<std::string> full = {"bench"};
         full.insert(full.end(), args.begin(), args.end());
-        full.insert(full.end(), {"--fabric", m_dir});
+        full.insert(full.end(), {"--fabric", dir()});
         return run_tool(full);
     }
-
-private:
-    TempDir m_tmp;
-    std::string m_dir;
 };
 
 json run_ok(const TestFabric& fab, const std::vector<std::string>& args) {
     auto r = fab.bench(args);
-    INFO("args: " <<
-         [&] {
-             std::string s;
-             for (const auto& a : args)
-                 s += a + " ";
-             return s;
-         }()
-                  << "\nstderr: " << r.err);
+    INFO("args: " << dis::test::join_args(args) << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(r.err.empty());
     auto doc = parse_out(r);

@@ -2,6 +2,7 @@
 // `topology`, `probe` and `segment list` with real disd daemons in a temporary fabric
 // directory, a segment created through libsisci in this process, and the unreachable cases.
 #include "support.hpp"
+#include "tool_fabric.hpp"
 
 #include "dis/local_fabric.hpp"
 
@@ -19,83 +20,18 @@
 #include <thread>
 #include <unistd.h>
 
+using dis::test::check_one_error_line;
+using dis::test::parse_out;
+using dis::test::pid_alive;
 using dis::test::run_tool;
 using dis::test::RunResult;
 using dis::test::TempDir;
+using dis::test::wait_until;
 using nlohmann::json;
 
 namespace {
 
-json parse_out(const RunResult& r) {
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    json doc = json::parse(r.out, nullptr, false);
-    REQUIRE_FALSE(doc.is_discarded());
-    return doc;
-}
-
-// Exactly one line on stderr, in the tool's error format.
-void check_one_error_line(const RunResult& r) {
-    INFO("stderr: " << r.err);
-    REQUIRE(!r.err.empty());
-    CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-    CHECK(r.err.find('\n') == r.err.size() - 1);
-}
-
-bool pid_alive(pid_t pid) {
-    if (::kill(pid, 0) != 0)
-        return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    auto close = line.rfind(')');
-    return !(close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z');
-}
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
-
-// A fabric started with the built tool, always stopped again (even when a check fails) so no
-// daemon outlives the test.
-class TestFabric {
-public:
-    explicit TestFabric(unsigned nodes) : m_dir((m_tmp.path() / "fabric").string()) {
-        auto r = run_tool(
-            {"fabric", "start", "--nodes", std::to_string(nodes), "--fabric", m_dir, "-o", "json"});
-        INFO("fabric start stderr: " << r.err);
-        REQUIRE(r.exit_code == 0);
-        m_start = parse_out(r);
-    }
-    ~TestFabric() {
-        try {
-            dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
-        } catch (...) {
-        }
-        for (const auto& n : m_start.value("nodes", json::array()))
-            if (pid_alive(n["pid"].get<pid_t>()))
-                ::kill(n["pid"].get<pid_t>(), SIGKILL);
-    }
-    const std::string& dir() const { return m_dir; }
-    const json& start_doc() const { return m_start; }
-    pid_t pid_of(std::uint32_t node) const {
-        for (const auto& n : m_start["nodes"])
-            if (n["node_id"] == node)
-                return n["pid"].get<pid_t>();
-        FAIL("node " << node << " was not started");
-        return 0;
-    }
-
-private:
-    TempDir m_tmp;
-    std::string m_dir;
-    json m_start;
-};
+using TestFabric = dis::test::ToolFabric;
 
 std::set<std::uint32_t> node_ids(const json& nodes) {
     std::set<std::uint32_t> ids;
@@ -495,8 +431,7 @@ TEST_CASE("fabric commands acting as a node that does not exist exit 3", "[fabri
     CHECK(r.err.find(SCIGetErrorString(SCI_ERR_NO_SUCH_ADAPTERNO)) != std::string::npos);
 }
 
-TEST_CASE("topology describes the local adapter through SISCI as the admin view does",
-          "[fabric]") {
+TEST_CASE("topology describes the local adapter through SISCI as the admin view does", "[fabric]") {
     TestFabric fabric(2);
     auto r = run_tool({"topology", "--fabric", fabric.dir(), "--local-node", "8", "-o", "json"});
     REQUIRE(r.exit_code == 0);

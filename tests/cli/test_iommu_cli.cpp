@@ -29,13 +29,6 @@ std::vector<std::string> group_members(const json& doc, const std::string& bdf) 
     return {};
 }
 
-json run_json(const std::vector<std::string>& args) {
-    auto r = run_tool(args);
-    INFO("stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-}
-
 } // namespace
 
 TEST_CASE("iommu on the ASUS P6T6 dump predicts groups from ACS and says there is no IOMMU",
@@ -168,8 +161,7 @@ TEST_CASE("iommu input errors: one stderr line, exit 2, no partial output", "[cl
         INFO(c.args.back() << " -> out: " << r.out << " err: " << r.err);
         CHECK(r.exit_code == 2);
         CHECK(r.out.empty());
-        CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        check_one_error_line(r);
         CHECK(r.err.find(c.needle) != std::string::npos);
     }
     // In JSON mode the error is a complete JSON document.
@@ -183,8 +175,5 @@ TEST_CASE("iommu --help and man page", "[cli][iommu]") {
     auto r = run_tool({"iommu", "--help"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--sysfs-root") != std::string::npos);
-    std::string man = read_file(std::string(DIS_SOURCE_DIR) + "/man/dis-tool-iommu.1");
-    for (const char* section :
-         {".SH SYNOPSIS", ".SH OPTIONS", ".SH JSON SCHEMA", ".SH EXIT STATUS", ".SH EXAMPLES"})
-        CHECK(man.find(section) != std::string::npos);
+    check_man_page("dis-tool-iommu.1");
 }

@@ -19,13 +19,6 @@ json pair_of(const json& doc, const std::string& a, const std::string& b) {
     return {};
 }
 
-json run_json(const std::vector<std::string>& args) {
-    auto r = run_tool(args);
-    INFO("stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-}
-
 // A Skylake-SP style host: root ports 8086:2030 (on the kernel's allow-list) on bus 00,
 // a PLX switch below 00:01.0 with two downstream ports, and a second root bus on node 1.
 void build_switch_tree(SysfsTree& tree, bool redirect_at_dsp) {
@@ -234,14 +227,10 @@ TEST_CASE("p2p input errors", "[cli][p2p]") {
         INFO(args.back() << " err: " << r.err);
         CHECK(r.exit_code == 2);
         CHECK(r.out.empty());
-        CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        check_one_error_line(r);
     }
     auto r = run_tool({"p2p", "--help"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--amd-zen") != std::string::npos);
-    std::string man = read_file(std::string(DIS_SOURCE_DIR) + "/man/dis-tool-p2p.1");
-    for (const char* section :
-         {".SH SYNOPSIS", ".SH OPTIONS", ".SH JSON SCHEMA", ".SH EXIT STATUS", ".SH EXAMPLES"})
-        CHECK(man.find(section) != std::string::npos);
+    check_man_page("dis-tool-p2p.1");
 }

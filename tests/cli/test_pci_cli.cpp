@@ -9,26 +9,19 @@
 #include <functional>
 #include <sys/stat.h>
 
-namespace {
+using dis::test::count_lines;
 
-std::size_t lines(const std::string& s) {
-    return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
-}
+namespace {
 
 // A bad-input run: exit 2, exactly one "dis-tool: error: " line, nothing on stdout in text
 // mode and one complete JSON error object in JSON mode.
 void expect_input_error(const std::vector<std::string>& args, const std::string& needle) {
-    INFO("args: " << [&] {
-        std::string s;
-        for (const auto& a : args)
-            s += a + " ";
-        return s;
-    }());
+    INFO("args: " << dis::test::join_args(args));
     auto r = dis::test::run_tool(args);
     CHECK(r.signal == 0);
     CHECK(r.exit_code == 2);
     CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
-    CHECK(lines(r.err) == 1);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.err.find(needle) != std::string::npos);
     CHECK(r.out.empty());
 
@@ -36,11 +29,9 @@ void expect_input_error(const std::vector<std::string>& args, const std::string&
     json_args.insert(json_args.end(), {"-o", "json"});
     auto j = dis::test::run_tool(json_args);
     CHECK(j.exit_code == 2);
-    CHECK(lines(j.err) == 1);
-    if (!j.out.empty()) {
-        auto doc = nlohmann::json::parse(j.out); // throws on half a document
-        CHECK(doc.contains("error"));
-    }
+    CHECK(count_lines(j.err) == 1);
+    auto doc = dis::test::parse_out(j); // present, and not half a document
+    CHECK(doc.contains("error"));
 }
 
 } // namespace
@@ -49,7 +40,7 @@ TEST_CASE("pci list --dump prints a table and valid JSON", "[pci][cli]") {
     auto dump = dis::test::fixture("pci/tree-asus-p6t6.txt");
     auto text = dis::test::run_tool({"pci", "list", "--dump", dump});
     REQUIRE(text.exit_code == 0);
-    CHECK(lines(text.out) == 54); // header + 53 devices
+    CHECK(count_lines(text.out) == 54); // header + 53 devices
     CHECK(text.out.find("0000:00:1c.1") != std::string::npos);
 
     // -o before or after the subcommand.
@@ -103,7 +94,7 @@ TEST_CASE("pci tree --dump draws every device once, nested like its parents", "[
 
     auto text = dis::test::run_tool({"pci", "tree", "--dump", dump});
     REQUIRE(text.exit_code == 0);
-    CHECK(lines(text.out) == 53 + 2);
+    CHECK(count_lines(text.out) == 53 + 2);
     // The NF200 switch port running 2.5GT/s of 5GT/s behind a live link, nested two deep.
     CHECK(text.out.find("|   +-03:00.0 [04]  NVIDIA Corporation NF200 PCIe 2.0 switch  5GT/s x8 "
                         "(max 5GT/s x16)") != std::string::npos);
@@ -172,7 +163,7 @@ TEST_CASE("pci commands on the live system", "[pci][cli]") {
     CHECK(doc.size() == in_sysfs);
     auto t = dis::test::run_tool({"pci", "tree"});
     CHECK(t.exit_code == 0);
-    CHECK(lines(t.out) >= in_sysfs);
+    CHECK(count_lines(t.out) >= in_sysfs);
 }
 
 TEST_CASE("pci commands reject bad input with exit 2 and one error line", "[pci][cli]") {
@@ -226,7 +217,7 @@ TEST_CASE("pci commands reject bad input with exit 2 and one error line", "[pci]
           {"pci", "list", "--dump", good, "--sysfs-root", "/sys"}}) {
         auto r = dis::test::run_tool(args);
         CHECK(r.exit_code == 2);
-        CHECK(lines(r.err) == 1);
+        CHECK(count_lines(r.err) == 1);
         CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
     }
 }
@@ -247,7 +238,7 @@ TEST_CASE("pci list reports an unreadable dump as a permission error", "[pci][cl
     if (geteuid() != 0)
         argv.erase(argv.begin(), argv.begin() + 4); // already unprivileged
     auto r = dis::test::run(argv);
-    CHECK(r.exit_code == 2);
+    CHECK(r.exit_code == 4); // permission: an OS error
     CHECK(r.err ==
           "dis-tool: error: cannot open dump '" + dump.string() + "': Permission denied\n");
 }

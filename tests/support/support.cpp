@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -123,11 +125,13 @@ RunResult run_tool(const std::vector<std::string>& args, const std::vector<std::
     return run(argv, env);
 }
 
-std::string fixtures_dir() { return DIS_FIXTURES_DIR; }
+std::string fixtures_dir() {
+    return DIS_TEST_DATA_DIR;
+}
 
 std::string fixture(const std::string& rel) {
     std::string p = fixtures_dir() + "/" + rel;
-    INFO("fixture " << p << " (shared/fixtures must sit beside the repository)");
+    INFO("fixture " << p << " (test data lives in tests/data, see its README.md)");
     REQUIRE(std::filesystem::exists(p));
     return p;
 }
@@ -144,6 +148,114 @@ std::string read_file(const std::filesystem::path& path) {
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+std::string join_args(const std::vector<std::string>& args) {
+    std::string s;
+    for (const auto& a : args)
+        s += (s.empty() ? "" : " ") + a;
+    return s;
+}
+
+std::size_t count_lines(const std::string& s) {
+    return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+nlohmann::json parse_out(const RunResult& r) {
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    return doc;
+}
+
+nlohmann::json run_json(const std::vector<std::string>& args) {
+    auto r = run_tool(args);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+}
+
+void check_one_error_line(const RunResult& r) {
+    INFO("stderr: " << r.err);
+    REQUIRE(!r.err.empty());
+    CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
+    CHECK(r.err.find('\n') == r.err.size() - 1);
+}
+
+void check_man_page(const std::string& page) {
+    INFO("man page " << page);
+    std::string man = read_file(std::string(DIS_SOURCE_DIR) + "/man/" + page);
+    for (const char* section :
+         {".SH SYNOPSIS", ".SH OPTIONS", ".SH JSON SCHEMA", ".SH EXIT STATUS", ".SH EXAMPLES"})
+        CHECK(man.find(section) != std::string::npos);
+}
+
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+    INFO("csv: " << text);
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> row;
+    std::string field;
+    bool quoted = false, field_started = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+                field += '"';
+                ++i;
+            } else if (c == '"') {
+                quoted = false;
+                REQUIRE((i + 1 == text.size() || text[i + 1] == ',' || text[i + 1] == '\n' ||
+                         text[i + 1] == '\r'));
+            } else {
+                field += c;
+            }
+        } else if (c == '"') {
+            REQUIRE_FALSE(field_started); // a quote only opens a field
+            quoted = field_started = true;
+        } else if (c == ',') {
+            row.push_back(std::move(field));
+            field.clear();
+            field_started = false;
+        } else if (c == '\n' || c == '\r') {
+            if (c == '\r') {
+                REQUIRE((i + 1 < text.size() && text[i + 1] == '\n'));
+                ++i;
+            }
+            row.push_back(std::move(field));
+            rows.push_back(std::move(row));
+            field.clear();
+            row.clear();
+            field_started = false;
+        } else {
+            field += c;
+            field_started = true;
+        }
+    }
+    REQUIRE_FALSE(quoted);
+    REQUIRE((text.empty() || text.back() == '\n')); // the last row ends with a line end
+    for (const auto& r : rows)
+        CHECK(r.size() == rows.front().size());
+    return rows;
+}
+
+bool pid_alive(pid_t pid) {
+    if (::kill(pid, 0) != 0)
+        return false;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    return !(close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z');
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
 }
 
 } // namespace dis::test

@@ -20,7 +20,8 @@ struct GlobalOptions {
 };
 
 // Passed to every area's commands: the parsed global options and the exit code the
-// command wants (commands that run checks return 1 or 2 without it being an error).
+// command wants (a check that found problems sets k_exit_check_failed without it being an
+// error; see dis::exit_code_for and dis-tool(1), EXIT STATUS).
 struct Context {
     GlobalOptions options;
     int exit_code = 0;

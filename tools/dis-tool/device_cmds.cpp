@@ -17,6 +17,7 @@ struct DeviceCheckOptions {
     std::string bdf;
     std::string window_size;
     bool amd_zen = false;
+    bool strict = false;
 };
 
 // "536870912", "512M", "512MiB", "1G", "64k": binary multiples. Throws invalid_input.
@@ -75,6 +76,8 @@ void run_check(Context& ctx, const DeviceCheckOptions& opts) {
         for (const auto& f : r.findings)
             table.add_row({f.check, pci::to_string(f.severity), f.message});
         if (ctx.format() == output::Format::csv) {
+            // Every rendering carries the verdict: in CSV as a last row of its own.
+            table.add_row({"verdict", pci::to_string(r.verdict), ""});
             table.render_csv(out);
             return;
         }
@@ -103,7 +106,7 @@ void run_check(Context& ctx, const DeviceCheckOptions& opts) {
                                                                  : "not ready")
             << '\n';
     });
-    ctx.exit_code = pci::exit_code_for(r.verdict);
+    ctx.exit_code = pci::exit_code_for(r.verdict, opts.strict);
 }
 
 } // namespace
@@ -113,8 +116,8 @@ void register_device_commands(CLI::App& app, Context& ctx) {
     device->require_subcommand(1);
     auto opts = std::make_shared<DeviceCheckOptions>();
     auto* check = device->add_subcommand(
-        "check", "Read-only lending-readiness report for one device (exit 0 ready, 1 ready with "
-                 "warnings, 2 not ready)");
+        "check", "Read-only lending-readiness report for one device (exit 0 ready or ready with "
+                 "warnings, 1 not ready; with --strict warnings exit 1 too)");
     add_pci_source_options(check, opts->source);
     check->add_option("bdf", opts->bdf, "The device (BDF, domain optional)")
         ->required()
@@ -126,6 +129,8 @@ void register_device_commands(CLI::App& app, Context& ctx) {
     check->add_flag("--amd-zen", opts->amd_zen,
                     "Treat the CPU as AMD Zen or later for P2P through the root complex "
                     "(detected automatically on the live system)");
+    check->add_flag("--strict", opts->strict,
+                    "Exit 1 when the device is ready only with warnings (as linters do)");
     check->callback([&ctx, opts] { run_check(ctx, *opts); });
 }
 

@@ -3,7 +3,6 @@
 
 #include "dis/pci.hpp"
 
-#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -11,15 +10,9 @@ namespace dis::cli {
 
 namespace {
 
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%0*x", digits, value);
-    return buf;
-}
-
 std::string display_name(const pci::Device& d) {
-    std::string v = d.vendor_name.empty() ? "Vendor " + hex(d.vendor_id, 4) : d.vendor_name;
-    std::string n = d.device_name.empty() ? "Device " + hex(d.device_id, 4) : d.device_name;
+    std::string v = d.vendor_name.empty() ? "Vendor " + pci::to_hex(d.vendor_id, 4) : d.vendor_name;
+    std::string n = d.device_name.empty() ? "Device " + pci::to_hex(d.device_id, 4) : d.device_name;
     return v + " " + n;
 }
 
@@ -43,14 +36,6 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
     return s;
 }
 
-std::string acs_text(const pci::AcsBits& b) {
-    auto f = [](const char* name, bool v) { return std::string(name) + (v ? "+" : "-"); };
-    return join({f("SrcValid", b.src_valid), f("TransBlk", b.trans_blk), f("ReqRedir", b.req_redir),
-                 f("CmpltRedir", b.cmplt_redir), f("UpstreamFwd", b.upstream_fwd),
-                 f("EgressCtrl", b.egress_ctrl), f("DirectTrans", b.direct_trans)},
-                " ");
-}
-
 std::string size_text(std::uint64_t size) {
     if (size == 0)
         return "size unknown";
@@ -69,10 +54,11 @@ void run_list(Context& ctx, const PciSourceOptions& src) {
     output::Table table{"BDF", "IDS", "CLASS", "DEVICE", "LINK", "DRIVER", "IOMMU", "NOTES"};
     for (const auto& d : topo.devices()) {
         doc.push_back(pci::to_json(d));
-        table.add_row({d.bdf.to_string(), hex(d.vendor_id, 4) + ":" + hex(d.device_id, 4),
-                       d.class_name.empty() ? hex(d.class_id, 4) : d.class_name, display_name(d),
-                       d.link ? pci::describe_link(*d.link) : "", d.driver.value_or(""),
-                       optional_int(d.iommu_group), notes(d)});
+        table.add_row({d.bdf.to_string(),
+                       pci::to_hex(d.vendor_id, 4) + ":" + pci::to_hex(d.device_id, 4),
+                       d.class_name.empty() ? pci::to_hex(d.class_id, 4) : d.class_name,
+                       display_name(d), d.link ? pci::describe_link(*d.link) : "",
+                       d.driver.value_or(""), optional_int(d.iommu_group), notes(d)});
     }
     if (ctx.format() == output::Format::csv) {
         table.render_csv(std::cout);
@@ -99,18 +85,19 @@ void run_show(Context& ctx, const PciSourceOptions& src, const std::string& bdf_
         output::KeyValues kv;
         kv.add("Device", d.bdf.to_string());
         kv.add("Name", display_name(d));
-        kv.add("IDs", hex(d.vendor_id, 4) + ":" + hex(d.device_id, 4) + " rev " +
-                          hex(d.revision, 2) + ", subsystem " + hex(d.subsystem_vendor_id, 4) +
-                          ":" + hex(d.subsystem_device_id, 4));
-        kv.add("Class",
-               hex(d.class_id, 4) + " " + d.class_name + " (prog-if " + hex(d.prog_if, 2) + ")");
+        kv.add("IDs", pci::to_hex(d.vendor_id, 4) + ":" + pci::to_hex(d.device_id, 4) + " rev " +
+                          pci::to_hex(d.revision, 2) + ", subsystem " +
+                          pci::to_hex(d.subsystem_vendor_id, 4) + ":" +
+                          pci::to_hex(d.subsystem_device_id, 4));
+        kv.add("Class", pci::to_hex(d.class_id, 4) + " " + d.class_name + " (prog-if " +
+                            pci::to_hex(d.prog_if, 2) + ")");
         kv.add("Header type",
                std::to_string(d.header_type) + (d.multifunction ? " (multi-function)" : ""));
         kv.add("Parent", d.parent ? d.parent->to_string() : "none (root bus)");
         if (d.secondary_bus)
-            kv.add("Buses", "primary " + hex(*d.primary_bus, 2) + ", secondary " +
-                                hex(*d.secondary_bus, 2) + ", subordinate " +
-                                hex(*d.subordinate_bus, 2));
+            kv.add("Buses", "primary " + pci::to_hex(*d.primary_bus, 2) + ", secondary " +
+                                pci::to_hex(*d.secondary_bus, 2) + ", subordinate " +
+                                pci::to_hex(*d.subordinate_bus, 2));
         kv.add("Port type", d.port_type ? pci::describe(*d.port_type) : "not PCI Express");
         if (d.link) {
             kv.add("Link",
@@ -118,8 +105,8 @@ void run_show(Context& ctx, const PciSourceOptions& src, const std::string& bdf_
         }
         kv.add("FLR", d.flr_capable ? "yes" : "no");
         if (d.acs) {
-            kv.add("ACS cap", acs_text(d.acs->cap));
-            kv.add("ACS ctl", acs_text(d.acs->ctl));
+            kv.add("ACS cap", pci::acs_text(d.acs->cap));
+            kv.add("ACS ctl", pci::acs_text(d.acs->ctl));
         }
         if (d.aer && !d.aer->counters_only) {
             kv.add("AER uncorrectable", d.aer->uncorrectable_status.empty()
@@ -139,10 +126,9 @@ void run_show(Context& ctx, const PciSourceOptions& src, const std::string& bdf_
         if (d.sriov)
             kv.add("SR-IOV", std::to_string(d.sriov->num_vfs) + " of " +
                                  std::to_string(d.sriov->total_vfs) + " VFs enabled, VF id " +
-                                 hex(d.sriov->vf_device_id, 4));
+                                 pci::to_hex(d.sriov->vf_device_id, 4));
         for (const auto& b : d.bars) {
-            char base[32];
-            std::snprintf(base, sizeof base, "%llx", static_cast<unsigned long long>(b.base));
+            std::string base = pci::to_hex(b.base);
             std::string what = b.io ? "I/O ports at " : "Memory at ";
             std::string flags = b.io ? ""
                                      : std::string(" (") + (b.is_64bit ? "64-bit" : "32-bit") +

@@ -19,16 +19,16 @@ enum class ErrorKind {
     busy,          // the resource exists but is in use (try again later)
 };
 
-// Exit codes shared by every command (see dis-tool(1)).
-inline constexpr int k_exit_ok = 0;
-inline constexpr int k_exit_check_failed = 1;
-inline constexpr int k_exit_usage = 2;
-inline constexpr int k_exit_fabric = 3;
+// Exit codes shared by every command (see dis-tool(1), EXIT STATUS).
+inline constexpr int k_exit_ok = 0;           // success
+inline constexpr int k_exit_check_failed = 1; // a check or test ran and found problems
+inline constexpr int k_exit_usage = 2;        // usage or input error
+inline constexpr int k_exit_fabric = 3;       // fabric or daemon unreachable, timed out
+inline constexpr int k_exit_internal = 4;     // internal or OS error
 
 class Error : public std::runtime_error {
 public:
-    Error(ErrorKind kind, const std::string& message)
-        : std::runtime_error(message), m_kind(kind) {}
+    Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), m_kind(kind) {}
     ErrorKind kind() const noexcept { return m_kind; }
 
 private:
@@ -38,7 +38,9 @@ private:
 // Builds an Error of kind os from errno, prefixed with what was being done.
 Error os_error(const std::string& what, int errnum);
 
-const char* to_string(ErrorKind kind) noexcept;
+const char* to_string(ErrorKind kind) noexcept; // "invalid_input", "not_found", ...
+// The one map from error kind to exit code: invalid_input, not_found, busy 2; timeout,
+// fabric_down 3; permission, os, internal 4; check_failed 1.
 int exit_code_for(ErrorKind kind) noexcept;
 
 } // namespace dis

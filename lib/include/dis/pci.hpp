@@ -83,6 +83,27 @@ struct Acs {
     AcsBits ctl;
 };
 
+// The ACS bits in lspci's order, with lspci's names: the one list every report, JSON
+// document and check names them from.
+struct AcsFlag {
+    const char* name; // "SrcValid", "TransBlk", ...
+    bool AcsBits::*bit;
+};
+inline constexpr AcsFlag k_acs_flags[] = {
+    {"SrcValid", &AcsBits::src_valid},       {"TransBlk", &AcsBits::trans_blk},
+    {"ReqRedir", &AcsBits::req_redir},       {"CmpltRedir", &AcsBits::cmplt_redir},
+    {"UpstreamFwd", &AcsBits::upstream_fwd}, {"EgressCtrl", &AcsBits::egress_ctrl},
+    {"DirectTrans", &AcsBits::direct_trans},
+};
+// The name of one bit ("ReqRedir" for &AcsBits::req_redir).
+const char* acs_name(bool AcsBits::*bit) noexcept;
+// "SrcValid+ TransBlk- ReqRedir+ ..." as lspci -vvv prints ACSCap and ACSCtl.
+std::string acs_text(const AcsBits& bits);
+
+// Lower-case hexadecimal, zero-padded to at least `digits` ("8086", "0a", "3800000000"): the
+// one formatter of ids, class codes, bus numbers and addresses.
+std::string to_hex(std::uint64_t value, int digits = 1);
+
 // AER status registers, listing set bits by lspci's names (DLP, SDES, ..., RxErr, BadTLP, ...),
 // and the kernel's aer_dev_correctable/_nonfatal/_fatal counters when sysfs has them.
 struct Aer {

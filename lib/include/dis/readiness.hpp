@@ -22,7 +22,9 @@ const char* to_string(Severity severity) noexcept; // "ok", "warning", "error"
 
 enum class Verdict { ready, ready_with_warnings, not_ready };
 const char* to_string(Verdict verdict) noexcept; // "ready", "ready_with_warnings", "not_ready"
-int exit_code_for(Verdict verdict) noexcept;     // 0, 1, 2
+// A verdict is not an error: ready 0, ready with warnings 0 (1 when `strict`, as linters
+// do), not ready 1 (k_exit_check_failed).
+int exit_code_for(Verdict verdict, bool strict = false) noexcept;
 
 // One line of the report: which check, how bad, and what was found.
 struct Finding {
