@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# CI: builds with ThreadSanitizer (-DDIS_TSAN=ON, -O1 -g) in its own build directory and runs
+# the fabric tests and the bench CLI tests: the daemon's DMA engine thread, libsisci's reader
+# threads and the lock-free rings they share. Every process (a background disd included)
+# writes its reports under $build/sanitizer-reports, and the directory must stay empty.
+# tests/tsan.supp lists what TSan cannot see (memory and futexes shared with another process),
+# each entry with the reason it is not a race.
+#   BUILD_DIR  build directory (default: build-tsan)
+#   TESTS      ctest -R regex (default: the fabric tier and the "cli: bench" tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build-tsan}
+tests=${TESTS:-'^(fabric: |cli: bench)'}
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+
+# As under ASan, GCC 12 reports false maybe-uninitialized warnings in instrumented <regex>.
+cmake -S . -B "$build" "${generator[@]}" -DDIS_TSAN=ON -DDIS_WERROR=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized" >/dev/null
+targets=(dis-tool disd dis_cli_tests)
+cmake --build "$build" --target help | grep -qw dis_fabric_tests && targets+=(dis_fabric_tests)
+cmake --build "$build" -j2 --target "${targets[@]}"
+
+reports=$(cd "$build" && pwd -P)/sanitizer-reports
+rm -rf "$reports"
+mkdir -p "$reports"
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=$PWD/tests/tsan.supp:log_path=$reports/tsan"
+
+status=0
+ctest --test-dir "$build" -R "$tests" --output-on-failure --no-tests=error -j2 || status=$?
+if [ -n "$(ls -A "$reports")" ]; then
+  echo "ci-tsan: ThreadSanitizer reports:" >&2
+  for f in "$reports"/*; do
+    echo "---- $f" >&2
+    cat "$f" >&2
+  done
+  status=1
+fi
+[ "$status" -eq 0 ] && echo "ci-tsan: OK (fabric and bench CLI tests clean under ThreadSanitizer)"
+exit "$status"
