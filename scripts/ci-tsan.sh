@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-tsan}
-tests=${TESTS:-'^(fabric: |cli: bench)'}
+tests=${TESTS:-'^(fabric: |cli: bench|cli: a killed client takes its responder)'}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
