@@ -7,10 +7,14 @@
 # each entry with the reason it is not a race.
 #   BUILD_DIR  build directory (default: build-tsan)
 #   TESTS      ctest -R regex (default: the fabric tier and the "cli: bench" tests)
+#   EXCLUDE    ctest -E regex (default: the one test whose assertion is a wall-clock bound
+#              that TSan's slowdown breaks on a loaded machine: waiters must wake within 1 s
+#              of their daemon's death; the plain and ASan stages still run it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-tsan}
 tests=${TESTS:-'^(fabric: ?|cli: ?bench|cli: ?a killed client takes its responder)'}
+exclude=${EXCLUDE:-'waiters on a node whose daemon dies wake up with an error'}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
@@ -34,7 +38,7 @@ mkdir -p "$reports"
 export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=4:die_after_fork=0:atexit_sleep_ms=0:suppressions=$PWD/tests/tsan.supp:log_path=$reports/tsan"
 
 status=0
-ctest --test-dir "$build" -R "$tests" --output-on-failure --no-tests=error -j2 || status=$?
+ctest --test-dir "$build" -R "$tests" -E "$exclude" --output-on-failure --no-tests=error -j2 || status=$?
 if [ -n "$(ls -A "$reports")" ]; then
   echo "ci-tsan: ThreadSanitizer reports:" >&2
   for f in "$reports"/*; do
