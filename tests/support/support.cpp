@@ -128,9 +128,7 @@ RunResult run_tool(const std::vector<std::string>& args, const std::vector<std::
     return run(argv, env);
 }
 
-std::string fixtures_dir() {
-    return DIS_FIXTURES_DIR;
-}
+std::string fixtures_dir() { return DIS_FIXTURES_DIR; }
 
 std::string fixture(const std::string& rel) {
     std::string p = fixtures_dir() + "/" + rel;
