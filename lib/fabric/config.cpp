@@ -82,7 +82,8 @@ std::uint32_t parse_node_id(const std::string& s, const std::string& where) {
 
 void reject_unknown(const Line& line, std::initializer_list<const char*> known,
                     const std::string& where) {
-    for (const auto& [key, value] : line.options) {
+    for (const auto& option : line.options) {
+        const std::string& key = option.first; // clang 14 cannot capture a structured binding
         if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
             throw Error(ErrorKind::invalid_input, where + ": unknown option '" + key + "'");
         }

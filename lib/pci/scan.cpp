@@ -40,7 +40,9 @@ namespace {
 thread_local std::jmp_buf* t_jump = nullptr;
 thread_local char t_message[512];
 
-[[noreturn]] void on_libpci_error(char* fmt, ...) {
+// GNU noreturn, not [[noreturn]]: it is part of the function type libpci's hook has, and
+// clang refuses to assign a [[noreturn]] function to it.
+__attribute__((noreturn)) void on_libpci_error(char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     std::vsnprintf(t_message, sizeof t_message, fmt, ap);

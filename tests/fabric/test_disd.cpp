@@ -223,6 +223,8 @@ TEST_CASE("a C program built against the installed SISCI headers ping-pongs betw
 #ifdef __SANITIZE_ADDRESS__
     // A sanitized libsisci needs the sanitizer runtime loaded first.
     cmd.insert(cmd.begin() + 1, "-fsanitize=address,undefined");
+#elif defined(__SANITIZE_THREAD__)
+    cmd.insert(cmd.begin() + 1, "-fsanitize=thread");
 #endif
     auto cc = run(cmd, {}, 120);
     INFO(cc.err);
