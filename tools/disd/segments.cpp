@@ -169,14 +169,18 @@ void Daemon::op_seg_remove(Request& r) {
     Client& c = r.client;
     const json& req = r.body;
     Segment& s = owned_segment(c, wire::get_u32(req, "segment_id"));
-    // As on vendor hardware, connections do not hold a segment: its connectors are told
-    // (SCI_CB_DISCONNECT, below). Mappings and attachments do.
+    // As on vendor hardware, remote connections do not hold a segment, mapped or not: its
+    // connectors are told (SCI_CB_DISCONNECT, below); what they mapped stays memory (the
+    // memfd lives on in their mappings) but the segment is gone. Local mappings (the owner's,
+    // an attached process's) and attachments do hold it.
     std::uint32_t mapped = 0;
     for (auto& [cid, n] : s.mappings) {
-        mapped += n;
+        if (cid == s.owner || s.attached.count(cid) != 0) {
+            mapped += n;
+        }
     }
     if (mapped > 0) {
-        refuse(SCI_ERR_BUSY, "segment is mapped " + std::to_string(mapped) + " time(s)");
+        refuse(SCI_ERR_BUSY, "segment is mapped locally " + std::to_string(mapped) + " time(s)");
     }
     if (!s.attached.empty()) {
         refuse(SCI_ERR_BUSY, "segment is attached by another process");
