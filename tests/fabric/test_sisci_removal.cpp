@@ -37,7 +37,7 @@ sci_callback_action_t on_remote(void*, sci_remote_segment_t, sci_segment_cb_reas
 
 } // namespace
 
-TEST_CASE("SCIRemoveSegment succeeds while a remote node is connected (unmapped); the "
+TEST_CASE("SCIRemoveSegment succeeds while a remote node is connected (unmapped), the "
           "connector is told and its later accesses fail cleanly",
           "[fabric][segment][removal]") {
     LocalFabric fabric({4, 8});
@@ -125,7 +125,7 @@ TEST_CASE("SCIRemoveSegment succeeds while a remote node is connected (unmapped)
     CHECK(wait_child(child) == 0);
 }
 
-TEST_CASE("local mappings and attachments refuse SCIRemoveSegment; a remote mapping does not",
+TEST_CASE("local mappings and attachments refuse SCIRemoveSegment, a remote mapping does not",
           "[fabric][segment][removal]") {
     LocalFabric fabric({4, 8});
     SisciSession s(fabric, 4);
