@@ -1,6 +1,8 @@
 // dis-tool exporter: PCIe series from a sysfs tree checked by the real promtool, the landing
 // page, basic auth, address errors and a clean stop on SIGTERM.
 #include "sysfs_tree.hpp"
+
+#include "dis/error.hpp"
 #include "test_exporter_support.hpp"
 
 #include <sys/stat.h>
@@ -16,18 +18,30 @@ namespace {
 // AER counters; the root port has the kernel's root-port totals.
 void build_tree(const std::filesystem::path& root) {
     SysfsTree tree(root);
-    FakeDevice port{"0000:00:01.0", "",
+    FakeDevice port{"0000:00:01.0",
+                    "",
                     ConfigSpace(0x8086, 0x1901, 0x060400, 1)
                         .bus_numbers(0, 1, 1)
-                        .pcie(PcieType::root_port, false, 4, 16, 3, 4)};
+                        .pcie(PcieType::root_port, false, 4, 16, 3, 4),
+                    std::nullopt,
+                    std::nullopt,
+                    -1,
+                    {},
+                    {}};
     port.driver = "pcieport";
     port.files["aer_rootport_total_err_cor"] = "7\n";
     port.files["aer_rootport_total_err_nonfatal"] = "2\n";
     port.files["aer_rootport_total_err_fatal"] = "0\n";
     tree.add(port);
     FakeDevice nic{
-        "0000:01:00.0", "0000:00:01.0",
-        ConfigSpace(0x15b3, 0x1017, 0x020000).pcie(PcieType::endpoint, true, 4, 16, 3, 4)};
+        "0000:01:00.0",
+        "0000:00:01.0",
+        ConfigSpace(0x15b3, 0x1017, 0x020000).pcie(PcieType::endpoint, true, 4, 16, 3, 4),
+        std::nullopt,
+        std::nullopt,
+        -1,
+        {},
+        {}};
     nic.driver = "mlx5_core";
     nic.files["aer_dev_correctable"] =
         "RxErr 5\nBadTLP 2\nBadDLLP 0\nRollover 0\nTimeout 0\nNonFatalErr 0\nCorrIntErr 0\n"
@@ -72,8 +86,8 @@ TEST_CASE("exporter: PCIe series from a sysfs tree pass promtool, with AER and a
     CHECK(sample(m, "dis_pcie_aer_rootport_nonfatal_errors_total{" + k_port + "}") == 2);
     CHECK_FALSE(sample(m, "dis_pcie_aer_rootport_correctable_errors_total{" + k_nic + "}"));
     CHECK(m.find(R"(dis_pcie_device_info{)" + k_nic +
-                 R"(,vendor_id="0x15b3",device_id="0x1017",subsystem_vendor_id="0x0000",)"
-                 R"(subsystem_device_id="0x0000",class_id="0x0200",revision="0x00",)"
+                 R"(,vendor_id="0x15b3",device_id="0x1017",subsystem_vendor_id="0x15b3",)"
+                 R"(subsystem_device_id="0x1017",class_id="0x0200",revision="0x01",)"
                  R"(driver="mlx5_core",port_type="endpoint"} 1)") != std::string::npos);
     CHECK(sample(m, R"(dis_scrape_collector_success{collector="pci"})") == 1);
     auto version = run_tool({"--version"}).out;
@@ -144,7 +158,9 @@ TEST_CASE("exporter: IPv6, TLS, malformed and busy addresses fail with one error
     auto r = run_tool({"exporter", "--listen", "127.0.0.1:" + std::to_string(ntohs(sa.sin_port))});
     ::close(fd);
     INFO(r.err);
-    CHECK(r.exit_code == 4);
+    // An OS error: exit 4 under the exit-code contract (os -> 4, lib/util/error.cpp).
+    CHECK(r.exit_code == dis::exit_code_for(dis::ErrorKind::os));
+    CHECK(r.exit_code != 0);
     CHECK(r.err.rfind("dis-tool: error: cannot listen on 127.0.0.1:", 0) == 0);
     CHECK(r.err.find("in use") != std::string::npos);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
