@@ -249,8 +249,8 @@ TEST_CASE("exporter: a SIGSTOPped node's scrape completes within its budget, suc
         const double took = std::chrono::duration<double>(Clock::now() - t0).count();
         REQUIRE(r.status == 200);
         INFO(r.body);
-        // The 500 ms budget, plus the exporter's 50 ms of grace and HTTP overhead.
-        CHECK(took < 0.8);
+        // The 500 ms budget plus 50 ms of grace; the rest is slack for a loaded machine.
+        CHECK(took < 1.0);
         CHECK(sample(r.body, R"(dis_scrape_collector_success{collector="fabric"})") == 0);
         CHECK(sample(r.body, R"(dis_scrape_duration_seconds{collector="fabric"})") <= 0.6);
         CHECK(sample(r.body, R"(dis_fabric_node_up{node="8"})") == 0);

@@ -230,6 +230,7 @@ void register_exporter_commands(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<ExporterOptions>();
     auto* cmd = app.add_subcommand("exporter", "Serve PCIe and fabric metrics for Prometheus");
     cmd->add_option("--listen", opts->listen, "IPv4 HOST:PORT to serve on (port 0 picks one)")
+        ->type_name("HOST:PORT")
         ->default_str("127.0.0.1:9466");
     cmd->add_option("--basic-auth", opts->basic_auth,
                     "Require HTTP basic auth on every path; FILE holds user:password lines")
@@ -238,6 +239,7 @@ void register_exporter_commands(CLI::App& app, Context& ctx) {
         ->type_name("DIR");
     cmd->add_option("--fabric-timeout", opts->fabric_timeout_ms,
                     "Time budget of the fabric collector per scrape, in milliseconds")
+        ->type_name("MS")
         ->check(CLI::Range(10, 60000))
         ->default_str("1000");
     add_pci_source_options(cmd, opts->pci);
