@@ -181,7 +181,7 @@ private:
 
 } // namespace
 
-TEST_CASE("exporter: Prometheus scrapes it; 3 DMA transfers and a killed node show in queries",
+TEST_CASE("exporter: Prometheus scrapes it, and 3 DMA transfers and a killed node show in queries",
           "[cli][exporter][fabric]") {
     TempDir tmp;
     TwoNodes fabric;
