@@ -20,7 +20,7 @@ _dis_tool() {
     fi
 
     local global="-o --output -v --verbose -h --help --version"
-    local nouns="pci iommu p2p device fabric topology probe segment bench"
+    local nouns="pci iommu p2p device fabric topology probe segment bench exporter"
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
@@ -33,7 +33,7 @@ _dis_tool() {
         COMPREPLY=($(compgen -W "table json csv" -- "$cur"))
         return
         ;;
-    --dump | -c | --config)
+    --dump | -c | --config | --basic-auth)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -47,7 +47,7 @@ _dis_tool() {
         ;;
     -n | --nodes | --iterations | -w | --warmup | -d | --duration | --cpu | --remote-cpu | \
         --timeout | --timeout-ms | -a | --adapter | --local-node | --node | -r | --remote-node | \
-        -s | --sizes | --vector | --window-size | --idle-timeout)
+        -s | --sizes | --vector | --window-size | --idle-timeout | --listen | --fabric-timeout)
         return
         ;;
     esac
@@ -92,6 +92,7 @@ _dis_tool() {
         ;;
     topology | probe) opts="$fab --local-node -a --adapter" ;;
     segment) verbs="list"; opts="--node $fab" ;;
+    exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
     bench)
         verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency serve"
         case $verb in
