@@ -17,6 +17,7 @@
 // never points outside its directory. Inputs must scan or throw dis::Error(invalid_input).
 #include "dis/error.hpp"
 #include "dis/iommu.hpp"
+#include "dis/output.hpp"
 #include "dis/pci.hpp"
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -187,12 +189,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     try {
         auto topology = dis::pci::scan(dis::pci::Source::sysfs(root.string()));
+        // Rendered the way the CLI renders them: the one JSON renderer (which replaces
+        // invalid UTF-8 read from sysfs instead of throwing).
+        std::ostringstream sink;
         for (const auto& device : topology.devices()) {
-            (void)dis::pci::to_json(device).dump();
+            dis::output::render_json(sink, dis::pci::to_json(device));
             (void)topology.upstream_path(device.bdf);
         }
         (void)dis::pci::render_tree_text(topology);
-        (void)dis::pci::to_json(dis::pci::analyze_iommu(topology)).dump();
+        dis::output::render_json(sink, dis::pci::to_json(dis::pci::analyze_iommu(topology)));
     } catch (const dis::Error& e) {
         if (e.kind() != dis::ErrorKind::invalid_input)
             std::abort(); // the tree exists and is readable: never not_found or an OS error
