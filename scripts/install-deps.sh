@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libcli11-dev nlohmann-json3-dev libpci-dev pciutils pci.ids catch2
-  libncurses-dev prometheus-cpp-dev libsqlite3-dev
+  libncurses-dev prometheus-cpp-dev libsqlite3-dev libtomlplusplus-dev
   zsh jq ninja-build
 )
 
