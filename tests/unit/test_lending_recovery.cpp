@@ -2,8 +2,11 @@
 // state and history agree, and a restarted lender reclaims and resets what it cannot confirm.
 #include "test_lending_support.hpp"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <thread>
 
 using namespace dis::lending;
 using namespace dis::lending::test;
@@ -149,4 +152,55 @@ TEST_CASE("dropping the pool without shutdown and reopening keeps every state an
     // Still a working lease after the reopen (no recover() called: another process's view).
     pool->release(lease_id, "t");
     CHECK(pool->device(Fdid::make(8, 2)).state == State::available);
+}
+
+TEST_CASE("a lender killed -9 at an arbitrary moment: consistent, and recover() cleans up",
+          "[lending][recovery]") {
+    PoolFixture fx;
+    {
+        auto pool = fx.open();
+        add_available(*pool, 0);
+        add_available(*pool, 1);
+    }
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        try {
+            auto pool = fx.open();
+            for (std::int64_t i = 0;; ++i) {
+                Fdid f = Fdid::make(8, static_cast<std::uint32_t>(i % 2));
+                auto a = pool->borrow({f, borrower(4, i, 1000), Mode::shared, 0ms});
+                auto b = pool->borrow({f, borrower(12, i, 1001), Mode::shared, 0ms});
+                pool->release(a.id, "t");
+                pool->release(b.id, "t");
+            }
+        } catch (...) {
+            _exit(2);
+        }
+    }
+    // Let it run until it has made a few hundred transitions, then kill it mid-flight.
+    {
+        auto watcher = fx.open();
+        auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (watcher->audit_count() < 300 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+        REQUIRE(watcher->audit_count() >= 300);
+    }
+    REQUIRE(kill(pid, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+
+    auto pool = fx.open();
+    require_history_replays(*pool);
+    auto before = pool->audit_count();
+    auto leases_before = pool->devices()[0].leases.size() + pool->devices()[1].leases.size();
+    auto report = pool->recover();
+    CHECK(report.reclaimed.size() == leases_before);
+    for (const auto& d : pool->devices()) {
+        CHECK(d.state == State::available);
+        CHECK(d.leases.empty());
+    }
+    CHECK(pool->audit_count() >= before);
+    require_history_replays(*pool);
 }
