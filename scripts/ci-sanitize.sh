@@ -12,9 +12,10 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
 # GCC 12 reports false maybe-uninitialized warnings inside libstdc++'s <regex> when ASan
-# instruments it; the regular build keeps that warning an error.
+# instruments it, and false restrict warnings inside std::string's assignment of a short
+# literal (GCC bug 105329); the regular build keeps both warnings errors.
 cmake -S . -B "$build" "${generator[@]}" -DDIS_SANITIZE=ON -DDIS_WERROR=ON \
-  -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized" >/dev/null
+  -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized -Wno-error=restrict" >/dev/null
 # Only what these tests run: the tool, the daemon and the two test executables.
 targets=(dis-tool disd dis_cli_tests)
 cmake --build "$build" --target help | grep -qw dis_fabric_tests && targets+=(dis_fabric_tests)
