@@ -4,7 +4,9 @@
 #   - the installed dis-tool starts (--version) and reads a dump (pci list --dump);
 #   - `fabric start` finds the installed disd beside dis-tool with only /usr/bin:/bin on PATH;
 #   - a tiny program builds against the installed pkg-config file (dis.pc) and against the
-#     CMake package (find_package(dis), dis::dis), and runs.
+#     CMake package (find_package(dis), dis::dis), and runs;
+#   - the systemd units name the installed binaries, pass `systemd-analyze verify` without a
+#     word of complaint, and disd@.service's command line starts a node.
 # Usage: check_install.sh BUILD_DIR SOURCE_DIR CXX_COMPILER CMAKE_COMMAND
 set -euo pipefail
 build=$1 src=$2 cxx=$3 cmake=$4
@@ -70,4 +72,41 @@ CMAKE
 "$cmake" --build "$work/consumer/build" >/dev/null || fail "cannot build against dis::dis"
 [ "$("${clean_env[@]}" "$work/consumer/build/with-cmake")" = "$expect" ] ||
     fail "CMake consumer output"
-echo "install to $prefix: dis-tool $version, $devices devices, fabric, pkg-config and CMake consumers ok"
+# The systemd units.
+units=$prefix/lib/systemd/system
+for unit in disd@.service dis-exporter.service; do
+    [ -f "$units/$unit" ] || fail "$unit not installed in lib/systemd/system"
+done
+grep -q "^ExecStart=$prefix/bin/disd " "$units/disd@.service" ||
+    fail "disd@.service does not run the installed disd"
+grep -q "^ExecStart=$prefix/bin/dis-tool exporter " "$units/dis-exporter.service" ||
+    fail "dis-exporter.service does not run the installed dis-tool"
+if command -v systemd-analyze >/dev/null; then
+    # A template is verified as an instance; any message (an unknown key, say) is a failure.
+    mkdir -p "$work/units"
+    cp "$units/disd@.service" "$units/dis-exporter.service" "$work/units/"
+    verdict=$(cd "$work/units" && systemd-analyze verify --man=no disd@4.service \
+        dis-exporter.service 2>&1) || fail "systemd-analyze verify: $verdict"
+    [ -z "$verdict" ] || fail "systemd-analyze verify complains: $verdict"
+fi
+# disd@.service's own command line (its paths moved into the work dir) starts node 1.
+exec_start=$(sed -n 's/^ExecStart=//p' "$units/disd@.service")
+exec_start=${exec_start//%i/1}
+exec_start=${exec_start//\/run\/dis/$work/unit-fabric}
+exec_start=${exec_start//\/var\/lib\/dis/$work/unit-state}
+exec_start=${exec_start//\$DISD_ARGS/}
+exec_start=${exec_start//\$DISD_NODE_ARGS/}
+mkdir -p "$work/unit-state"
+# shellcheck disable=SC2086 # the unit's command line, split into words as systemd does
+"${clean_env[@]}" $exec_start >"$work/unit-disd.log" 2>&1 &
+unit_pid=$!
+for _ in $(seq 100); do
+    [ -S "$work/unit-fabric/node-1.sock" ] && break
+    kill -0 "$unit_pid" 2>/dev/null || fail "disd@.service's command exited: $(cat "$work/unit-disd.log")"
+    sleep 0.05
+done
+[ -S "$work/unit-fabric/node-1.sock" ] || fail "disd@.service's command made no socket in 5 s"
+kill "$unit_pid"
+wait "$unit_pid" || fail "disd@.service's node did not stop cleanly on SIGTERM"
+
+echo "install to $prefix: dis-tool $version, $devices devices, fabric, pkg-config and CMake consumers, systemd units ok"
