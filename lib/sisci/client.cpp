@@ -4,6 +4,7 @@
 #include "fabric_dir.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,6 +19,17 @@ namespace {
 
 std::mutex g_runtime_mutex;
 Runtime* g_runtime = nullptr;
+
+// A process that forks while one of its reader threads holds g_runtime_mutex (every event
+// takes it) would leave the child a mutex nobody can unlock: the child's SCIInitialize()
+// would hang for ever. The fork waits until the mutex is free and both sides release it.
+void register_fork_handlers() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        ::pthread_atfork([] { g_runtime_mutex.lock(); }, [] { g_runtime_mutex.unlock(); },
+                         [] { g_runtime_mutex.unlock(); });
+    });
+}
 
 constexpr auto k_call_timeout = std::chrono::seconds(10);
 constexpr int k_connect_timeout = 2000; // ms: a frozen daemon with a full backlog
@@ -198,6 +210,7 @@ Runtime* Runtime::get() {
 }
 
 sci_error_t Runtime::initialize() {
+    register_fork_handlers();
     Runtime::get(); // drops a parent's runtime after fork
     std::lock_guard lock(g_runtime_mutex);
     if (g_runtime != nullptr) {
