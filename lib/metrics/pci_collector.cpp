@@ -55,7 +55,8 @@ private:
 
 std::vector<prometheus::MetricFamily> PciCollector::collect(bool& complete) const {
     complete = true;
-    const auto topology = pci::scan(m_source);
+    // Placement (NUMA, IOMMU groups, BARs) is not exported: a scrape does not read it.
+    const auto topology = pci::scan(m_source, pci::ScanOptions{.placement = false});
     auto info = gauge_family("dis_pcie_device_info",
                              "Always 1; identity of a PCI device (ids, class, driver, port type).");
     auto cur_speed = gauge_family("dis_pcie_current_link_transfers_per_second",
@@ -134,7 +135,10 @@ std::vector<prometheus::MetricFamily> PciCollector::collect(bool& complete) cons
                 }
             }
         }
-        if (sysfs) {
+        // The kernel keeps these totals on root ports and event collectors only.
+        const bool collects_errors = d.port_type == pci::PortType::root_port ||
+                                     d.port_type == pci::PortType::rc_event_collector;
+        if (sysfs && collects_errors) {
             const std::string dir = *sysfs + "/bus/pci/devices/" + d.bdf.to_string() + "/";
             for (auto& total : root_totals)
                 if (auto v = read_number(dir + total.file))

@@ -1,9 +1,5 @@
 #include "sysfs_tree.hpp"
 
-#include "support.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -14,6 +10,15 @@ namespace fs = std::filesystem;
 namespace dis::test {
 
 namespace {
+
+// Free of Catch2, so that the benchmark generator (tests/bench) can use the tree too.
+void write_file(const std::filesystem::path& path, const std::string& content) {
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream f(path, std::ios::binary);
+    f << content;
+    if (!f.good())
+        throw std::runtime_error("SysfsTree: cannot write " + path.string());
+}
 
 constexpr std::uint8_t k_cap_pcie = 0x10;
 constexpr std::uint16_t k_ext_aer = 0x0001;
@@ -422,7 +427,8 @@ void SysfsTree::add(const FakeDevice& device) {
         fs::create_symlink(fs::relative(dir, drv), drv / bdf);
     }
     if (device.iommu_group) {
-        REQUIRE(m_iommu);
+        if (!m_iommu)
+            throw std::logic_error("SysfsTree: enable_iommu() before adding a device with a group");
         fs::path group = m_root / "kernel/iommu_groups" / std::to_string(*device.iommu_group);
         fs::create_directories(group / "devices");
         fs::create_symlink(fs::relative(group, dir), dir / "iommu_group");
@@ -435,7 +441,8 @@ void SysfsTree::add(const FakeDevice& device) {
 void SysfsTree::add_dump(const fs::path& dump, const std::function<void(FakeDevice&)>& customize) {
     // Every device header line ("BB:DD.F ..." or "DDDD:BB:DD.F ...") of the dump.
     std::ifstream in(dump);
-    REQUIRE(in.good());
+    if (!in.good())
+        throw std::runtime_error("SysfsTree: cannot read " + dump.string());
     std::vector<FakeDevice> devices;
     std::string line;
     while (std::getline(in, line)) {

@@ -216,9 +216,15 @@ private:
     std::map<Bdf, std::size_t> m_index;
 };
 
+// What scan() reads from sysfs besides config space. Everything by default; a metrics scrape
+// of 1,000+ devices every few seconds skips what it does not export.
+struct ScanOptions {
+    bool placement = true; // NUMA node, IOMMU group, reset methods, BAR sizes, physfn
+};
+
 // Reads every device from `source`. Throws dis::Error: not_found for a missing dump or sysfs
 // root, permission when unreadable, invalid_input for a malformed dump.
-Topology scan(const Source& source);
+Topology scan(const Source& source, const ScanOptions& options = {});
 
 // The fixed JSON object of one device (schema in dis-tool-pci(1)).
 nlohmann::json to_json(const Device& device);

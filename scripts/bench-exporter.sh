@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark: one Prometheus scrape of `dis-tool exporter` on a generated /sys of 1,000 PCIe
+# functions plus a 16-node software fabric holding 1,000 segments (every tenth one connected
+# from the next node). Goals (issue 11): median at most 100 ms, p99 at most 250 ms.
+#
+# Usage: scripts/bench-exporter.sh [-n SCRAPES] [-d DEVICES] [-N NODES] [-s SEGMENTS] [-b BUILD]
+# Scrapes one after another with curl (wall time of the whole HTTP request, as Prometheus
+# sees it), after 3 warm-up scrapes. Every scrape is checked: it must carry one
+# dis_pcie_device_info series per device, the fabric's segment total and every node up, or
+# the run fails. Also prints the exporter's CPU time per scrape (from /proc/PID/stat).
+# Prints the figures; exits 1 when a goal is missed or a scrape is wrong, 2 on usage errors.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+scrapes=100
+devices=1000
+nodes=16
+segments=1000
+build=${DIS_BUILD:-$here/build}
+
+while getopts "n:d:N:s:b:h" opt; do
+    case $opt in
+    n) scrapes=$OPTARG ;;
+    d) devices=$OPTARG ;;
+    N) nodes=$OPTARG ;;
+    s) segments=$OPTARG ;;
+    b) build=$OPTARG ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+done
+tool=$build/tools/dis-tool
+gen=$build/tests/bench/dis_bench_sysfs
+filler=$build/tests/bench/dis_bench_filler
+for need in "$tool" "$gen" "$filler"; do
+    [[ -x $need ]] || { echo "bench-exporter: missing $need (build the tests)" >&2; exit 2; }
+done
+command -v curl >/dev/null || { echo "bench-exporter: curl not installed" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-exporter.XXXXXX")
+fabric=$work/fabric
+exporter_pid=
+hold=
+cleanup() {
+    [[ -n $exporter_pid ]] && kill "$exporter_pid" 2>/dev/null
+    [[ -n $hold ]] && exec {hold}>&-
+    wait 2>/dev/null || true
+    "$tool" fabric stop --fabric "$fabric" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+made=$("$gen" "$work/sys" "$devices")
+[[ $made == "$devices" ]] || { echo "bench-exporter: generated $made devices" >&2; exit 1; }
+"$tool" fabric start --nodes "$nodes" --fabric "$fabric" >/dev/null
+
+# Fillers read a FIFO this script holds open: closing it ends them all. Each filler closes
+# its inherited copy, or none would ever see the end.
+mkfifo "$work/hold"
+exec {hold}<>"$work/hold"
+prev=
+for ((i = 0; i < nodes; i++)); do
+    node=$((4 * (i + 1)))
+    share=$((segments / nodes + (i < segments % nodes ? 1 : 0)))
+    DIS_FABRIC=$fabric DIS_NODE_ID=$node DIS_FILLER_PEER=$prev \
+        "$filler" "$share" <"$work/hold" >"$work/filler-$node.out" 2>&1 {hold}>&- &
+    for _ in $(seq 200); do
+        grep -q ready "$work/filler-$node.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -q ready "$work/filler-$node.out" ||
+        { echo "bench-exporter: filler of node $node: $(cat "$work/filler-$node.out")" >&2; exit 1; }
+    [[ $share -ge 1 ]] && prev=$node
+done
+
+"$tool" exporter --listen 127.0.0.1:0 --fabric "$fabric" --sysfs-root "$work/sys" \
+    2>"$work/exporter.err" {hold}>&- &
+exporter_pid=$!
+url=
+for _ in $(seq 200); do
+    url=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$work/exporter.err")
+    [[ -n $url ]] && break
+    sleep 0.05
+done
+[[ -n $url ]] || { echo "bench-exporter: exporter did not start: $(cat "$work/exporter.err")" >&2; exit 1; }
+
+check_scrape() {
+    local file=$1 n total up
+    n=$(grep -c '^dis_pcie_device_info{' "$file" || true)
+    [[ $n == "$devices" ]] || { echo "bench-exporter: a scrape had $n device series, not $devices" >&2; return 1; }
+    total=$(awk '/^dis_fabric_segments\{/ {s += $2} END {print s + 0}' "$file")
+    [[ $total == "$segments" ]] || { echo "bench-exporter: a scrape counted $total segments, not $segments" >&2; return 1; }
+    up=$(awk '/^dis_fabric_nodes_up / {print $2}' "$file")
+    [[ $up == "$nodes" ]] || { echo "bench-exporter: a scrape saw $up nodes up, not $nodes" >&2; return 1; }
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$exporter_pid/stat"; }
+
+for _ in 1 2 3; do
+    curl -fsS -o "$work/scrape.txt" "$url"
+done
+check_scrape "$work/scrape.txt"
+samples=()
+ticks0=$(cpu_ticks)
+for ((r = 0; r < scrapes; r++)); do
+    t=$(curl -fsS -o "$work/scrape.txt" -w '%{time_total}' "$url")
+    check_scrape "$work/scrape.txt"
+    samples+=("$t")
+done
+ticks1=$(cpu_ticks)
+cpu_ms=$(awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v n="$scrapes" \
+    'BEGIN { printf "%.1f", t * 1000 / hz / n }')
+series=$(grep -vc '^#' "$work/scrape.txt")
+bytes=$(wc -c <"$work/scrape.txt")
+
+printf '%s\n' "${samples[@]}" | sort -g | awk -v n="$scrapes" -v dev="$devices" \
+    -v nodes="$nodes" -v segs="$segments" -v series="$series" -v bytes="$bytes" -v cpu="$cpu_ms" '
+    { a[NR] = $1 * 1000 }
+    END {
+        med = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+        i99 = int(0.99 * NR + 0.999999); if (i99 < 1) i99 = 1; p99 = a[i99]
+        printf "exporter scrape: %d PCIe functions, %d nodes, %d segments: %d series, %d bytes\n", dev, nodes, segs, series, bytes
+        printf "  %d scrapes (sequential, curl wall time): median %.1f ms (goal <= 100), p99 %.1f ms (goal <= 250), min %.1f, max %.1f\n", n, med, p99, a[1], a[NR]
+        printf "  exporter CPU time per scrape: %.1f ms\n", cpu
+        bad = (med > 100) || (p99 > 250)
+        print bad ? "  FAIL" : "  ok"
+        exit bad
+    }'
