@@ -139,6 +139,8 @@ TEST_CASE("endpoint device: WRITE to an invalid address touches nothing", "[endp
     CHECK(f.dev.read_register(epf::k_status) ==
           (epf::k_status_dst_addr_invalid | epf::k_status_write_fail | k_irq_raised));
     CHECK(f.mem.guards_intact(0, 0)); // not one byte of the file changed
+    // As the kernel, CHECKSUM was computed and written before the address was checked.
+    CHECK(f.dev.read_register(epf::k_checksum) != 0);
     // Only the lower half of the address given: it lies below 4 GiB, where nothing is mapped.
     program(f.dev, epf::k_command_write, 0, f.addr & 0xffffffffu, 16);
     poll_once(f.dev);
