@@ -179,6 +179,11 @@ void Device::note_pending() {
     m_pending_since_ns.compare_exchange_strong(expected, now_ns());
 }
 
+std::optional<Device::TransferStats> Device::last_transfer() const {
+    std::lock_guard lock(m_mutex);
+    return m_last;
+}
+
 void Device::set_command_hook(CommandHook hook) {
     std::lock_guard lock(m_mutex);
     m_hook = std::move(hook);
@@ -225,6 +230,7 @@ ResetResult Device::reset(std::chrono::milliseconds timeout) {
         std::lock_guard lock(m_mutex);
         m_io.clear();
         clear_bars();
+        m_last.reset();
     }
     m_pending_since_ns = 0;
     if (m_hang_reset || m_spec.reset_time > timeout) {
@@ -262,6 +268,8 @@ std::optional<std::pair<int, int>> Device::execute(std::uint32_t command) {
         return std::nullopt; // "Failed to detect IRQ type": nothing done, no interrupt
     }
     std::uint32_t status = 0;
+    auto start = std::chrono::steady_clock::now();
+    std::uint32_t flags = read_register(epf::k_flags);
     switch (command) {
     case epf::k_command_raise_intx_irq:
     case epf::k_command_raise_msi_irq:
@@ -274,10 +282,17 @@ std::optional<std::pair<int, int>> Device::execute(std::uint32_t command) {
         status = do_write();
         break;
     case epf::k_command_copy:
-        status = do_copy(read_register(epf::k_flags));
+        status = do_copy(flags);
         break;
     default:
         return std::nullopt; // "Invalid command": nothing done, no interrupt
+    }
+    if ((command & (epf::k_command_read | epf::k_command_write | epf::k_command_copy)) != 0) {
+        constexpr std::uint32_t k_ok =
+            epf::k_status_read_success | epf::k_status_write_success | epf::k_status_copy_success;
+        m_last =
+            TransferStats{command, read_register(epf::k_size), (flags & epf::k_flag_use_dma) != 0,
+                          (status & k_ok) != 0, std::chrono::steady_clock::now() - start};
     }
     // STATUS before the interrupt, so that the host sees it when the interrupt arrives.
     write_register(epf::k_status, status | epf::k_status_irq_raised);
