@@ -45,6 +45,11 @@ UniqueFd make_bar_memfd(const std::string& name, std::uint64_t size) {
     return fd;
 }
 
+// A 64-bit address register pair: LOWER at `lower`, UPPER after it.
+std::uint64_t read_address(const Device& dev, std::uint32_t lower) {
+    return (std::uint64_t{dev.read_register(lower + 4)} << 32) | dev.read_register(lower);
+}
+
 } // namespace
 
 Device::Device(DeviceSpec spec)
@@ -337,8 +342,7 @@ void Device::fill_random(std::span<std::byte> out) {
 // CHECKSUM (the host's WRITE test).
 std::uint32_t Device::do_read() {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t src = (std::uint64_t{read_register(epf::k_upper_src_addr)} << 32) |
-                        read_register(epf::k_lower_src_addr);
+    std::uint64_t src = read_address(*this, epf::k_lower_src_addr);
     std::uint32_t crc = ~0u;
     if (size > 0) {
         auto span = m_io.translate(src, size);
@@ -358,8 +362,7 @@ std::uint32_t Device::do_read() {
 // (the host's READ test). CHECKSUM is written before the address is checked, as in the kernel.
 std::uint32_t Device::do_write() {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t dst = (std::uint64_t{read_register(epf::k_upper_dst_addr)} << 32) |
-                        read_register(epf::k_lower_dst_addr);
+    std::uint64_t dst = read_address(*this, epf::k_lower_dst_addr);
     std::optional<IoSpan> span;
     if (size > 0) {
         span = m_io.translate(dst, size);
@@ -394,10 +397,8 @@ std::uint32_t Device::do_write() {
 // kernel (memcpy_fromio into a buffer, memcpy_toio out of it).
 std::uint32_t Device::do_copy(std::uint32_t flags) {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t src_addr = (std::uint64_t{read_register(epf::k_upper_src_addr)} << 32) |
-                             read_register(epf::k_lower_src_addr);
-    std::uint64_t dst_addr = (std::uint64_t{read_register(epf::k_upper_dst_addr)} << 32) |
-                             read_register(epf::k_lower_dst_addr);
+    std::uint64_t src_addr = read_address(*this, epf::k_lower_src_addr);
+    std::uint64_t dst_addr = read_address(*this, epf::k_lower_dst_addr);
     std::optional<IoSpan> dst; // held until the hook is done: an unmap cannot pull it away
     if (size > 0) {
         auto src = m_io.translate(src_addr, size);
