@@ -216,6 +216,8 @@ template <bool Data> struct RemoteInterrupt : std::conditional_t<Data, PayloadRi
     unsigned int node = 0;
     unsigned int no = 0;
     wire::Fd efd;
+    wire::Mapping stats_map; // the interrupt's counters (wire::InterruptStats)
+    wire::InterruptStats* stats = nullptr;
     std::atomic<bool> gone{false};
 };
 

@@ -257,6 +257,11 @@ void connect_interrupt(sci_desc_t sd, Handle** interrupt, unsigned int node, uns
             return;
         }
     }
+    // The counters page comes last; without it (an older daemon) triggers go uncounted.
+    if (wire::Fd stats = take_fd(r, Handle::k_data ? 2 : 1); stats.valid()) {
+        irq->stats_map = wire::map_shared(stats.get(), wire::k_interrupt_stats_bytes);
+        irq->stats = static_cast<wire::InterruptStats*>(irq->stats_map.get());
+    }
     c.rt()->add(irq.get());
     hand_out(irq.release(), interrupt, error);
 }
@@ -283,10 +288,14 @@ template <class Handle> bool reachable(Check& c, Handle* interrupt) {
                                  .that(!interrupt->gone.load(), SCI_ERR_NOT_CONNECTED));
 }
 
-// Wakes the owner of an interrupt (one count on its eventfd).
-sci_error_t ring_bell(int efd) {
+// Wakes the owner of an interrupt (one count on its eventfd), counting the trigger.
+template <class Handle> sci_error_t ring_bell(Handle* interrupt) {
+    if (interrupt->stats != nullptr) {
+        interrupt->stats->triggered.fetch_add(1, std::memory_order_relaxed);
+    }
     std::uint64_t one = 1;
-    return ::write(efd, &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK : SCI_ERR_SYSTEM;
+    return ::write(interrupt->efd.get(), &one, sizeof(one)) == sizeof(one) ? SCI_ERR_OK
+                                                                           : SCI_ERR_SYSTEM;
 }
 
 } // namespace
@@ -335,7 +344,7 @@ SCI_API void SCITriggerInterrupt(sci_remote_interrupt_t interrupt, unsigned int 
     if (!c.handle(interrupt, Magic::remote_interrupt).flags(flags, 0) || !reachable(c, interrupt)) {
         return;
     }
-    set(error, ring_bell(interrupt->efd.get()));
+    set(error, ring_bell(interrupt));
 }
 
 // =================================== data interrupts ===================================
@@ -438,7 +447,7 @@ SCI_API void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void
         std::memcpy(slot.data, data, length);
     }
     slot.ready.store(ticket + 1, std::memory_order_release);
-    set(error, ring_bell(interrupt->efd.get()));
+    set(error, ring_bell(interrupt));
 }
 
 // The vendor link names of this file's entry points (see api_util.hpp).

@@ -186,6 +186,14 @@ struct DataSlot {
     std::uint32_t length;
     unsigned char data[k_data_slot_bytes];
 };
+// The counters of one interrupt, on a page of its own that its connectors share: a trigger
+// is an eventfd write the daemon never sees, so the triggering process counts it here and
+// disd reads the sum for node_info (interrupts_triggered_total).
+struct InterruptStats {
+    std::atomic<std::uint64_t> triggered;
+};
+inline constexpr std::size_t k_interrupt_stats_bytes = 4096;
+
 struct DataRing {
     std::atomic<std::uint32_t> head; // next ticket producers reserve
     std::atomic<std::uint32_t> tail; // next ticket the consumer reads

@@ -81,6 +81,7 @@ nlohmann::json Daemon::node_info() const {
                      {"segment_bytes", seg_bytes},
                      {"connections", connections},
                      {"interrupts", m_interrupts.size()},
+                     {"interrupts_triggered_total", interrupts_triggered()},
                      {"dma_queues", queues},
                      {"dma_bytes_total", m_dma_bytes.load()},
                      {"dma_transfers_total", m_dma_transfers.load()},

@@ -98,7 +98,9 @@ struct Interrupt {
     std::uint32_t no = 0;
     bool data = false;
     wire::Fd efd;
-    wire::Fd ring_fd; // data interrupts: the payload ring
+    wire::Fd ring_fd;  // data interrupts: the payload ring
+    wire::Fd stats_fd; // wire::InterruptStats, shared with every connector
+    std::shared_ptr<wire::Mapping> stats_map;
     int owner = 0;
     uid_t owner_uid = 0;
     bool shared_access = false;
@@ -200,6 +202,7 @@ private:
     void op_int_disconnect(Request& r);
     void remove_interrupt(std::uint32_t no, bool data);
     void release_client_interrupts(int client_id);
+    std::uint64_t interrupts_triggered() const;
 
     // DMA queues and regions (dma.cpp).
     void op_dma_queue_create(Request& r);
@@ -267,6 +270,7 @@ private:
     std::uint64_t m_clients_dropped = 0;     // outbound queue overflowed
     std::uint64_t m_connections_refused = 0; // over --max-uid-connections
     std::uint64_t m_accept_errors = 0;       // accept() failed (EMFILE, ENFILE, ...)
+    std::uint64_t m_triggers_retired = 0;    // triggers of interrupts since removed
 };
 
 // Error reply for a request the daemon refuses: carries an sci_error_t code.

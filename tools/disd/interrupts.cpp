@@ -22,12 +22,19 @@ IntKey int_key(const nlohmann::json& req) {
     return {wire::get_bool(req, "data"), wire::get_u32(req, "interrupt_no")};
 }
 
-// The descriptors a creator and every connector receive.
+// The descriptors a creator and every connector receive: the eventfd, the payload ring of a
+// data interrupt, then the counters page.
 void push_interrupt_fds(const Interrupt& irq, std::vector<int>& fds) {
     fds.push_back(irq.efd.get());
     if (irq.data) {
         fds.push_back(irq.ring_fd.get());
     }
+    fds.push_back(irq.stats_fd.get());
+}
+
+std::uint64_t triggers_of(const Interrupt& irq) {
+    auto* stats = static_cast<const wire::InterruptStats*>(irq.stats_map->get());
+    return stats->triggered.load(std::memory_order_relaxed);
 }
 
 } // namespace
@@ -43,8 +50,17 @@ void Daemon::remove_interrupt(std::uint32_t no, bool data) {
                           {"interrupt_no", no},
                           {"data", data}});
     }
+    m_triggers_retired += triggers_of(it->second);
     release(it->second.owner, Obj::interrupt, 0);
     m_interrupts.erase(it);
+}
+
+std::uint64_t Daemon::interrupts_triggered() const {
+    std::uint64_t total = m_triggers_retired;
+    for (const auto& [key, irq] : m_interrupts) {
+        total += triggers_of(irq);
+    }
+    return total;
 }
 
 void Daemon::release_client_interrupts(int client_id) {
@@ -88,6 +104,12 @@ void Daemon::op_int_create(Request& r) {
     }
     if (data) {
         irq.ring_fd = make_memfd("dis-dataint-" + std::to_string(no), sizeof(wire::DataRing));
+    }
+    irq.stats_fd = make_memfd("dis-int-stats-" + std::to_string(no), wire::k_interrupt_stats_bytes);
+    irq.stats_map = std::make_shared<wire::Mapping>(
+        wire::map_shared(irq.stats_fd.get(), wire::k_interrupt_stats_bytes));
+    if (irq.stats_map->get() == nullptr) {
+        refuse(SCI_ERR_NOSPC, std::string("mmap: ") + std::strerror(errno));
     }
     charge(c, Obj::interrupt, 0);
     push_interrupt_fds(irq, r.reply_fds);
