@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <regex>
 
-TEST_CASE("no test case name holds a ';' (ctest would silently run nothing)", "[meta]") {
+TEST_CASE("no test case name holds a semicolon (ctest would silently run nothing)", "[meta]") {
     const std::regex name(R"re(TEST_CASE\(\s*"([^"]*)")re");
     std::size_t cases = 0;
     for (const auto& entry :
