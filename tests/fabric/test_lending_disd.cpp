@@ -111,6 +111,19 @@ TEST_CASE("lending disd: exclusive and shared borrows, a busy device names its h
     auto foreign = a.must({{"op", "dev_return"}, {"lease_id", sb["lease"]["id"]}});
     CHECK(foreign.err() == SCI_ERR_ILLEGAL_PARAMETER);
     CHECK(node_counter(fabric, 8, "borrows_total") == 3);
+
+    // SCIReleaseExclusiveBorrow: an exclusive lease becomes shared; others may join it.
+    REQUIRE(b.must({{"op", "dev_return"}, {"lease_id", sb["lease"]["id"]}}).err() == 0);
+    REQUIRE(c.must({{"op", "dev_return"}, {"lease_id", sc["lease"]["id"]}}).err() == 0);
+    json ex = borrow(a, "0x80000", true);
+    REQUIRE(ex["err"] == 0);
+    CHECK(borrow(b, "0x80000", false)["err"] == SCI_ERR_NOT_AVAILABLE);
+    CHECK(b.must({{"op", "dev_share"}, {"lease_id", ex["lease"]["id"]}}).err() ==
+          SCI_ERR_ILLEGAL_PARAMETER); // not b's lease
+    auto shared = a.must({{"op", "dev_share"}, {"lease_id", ex["lease"]["id"]}});
+    REQUIRE(shared.err() == 0);
+    CHECK(shared.body["lease"]["mode"] == "shared");
+    CHECK(borrow(b, "0x80000", false)["err"] == 0);
 }
 
 TEST_CASE("lending disd: a policy refusal names the rule") {
