@@ -280,4 +280,21 @@ TEST_CASE("lending disd: a lender killed with a lease comes back consistent: the
     CHECK(reset_after);
     // The pool goes on: a new borrow works.
     CHECK(borrow(c, "0x80001", true)["err"] == 0);
+
+    // Restarted with other devices: a device no longer declared leaves the pool, an fdid
+    // that names another device now enters it anew.
+    c.close();
+    int st = fabric.signal(8, SIGTERM);
+    CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    fabric.start(8, {"--device", "epf-test name=newcomer reset_ms=1"});
+    LendingClient n(fabric, 8, 4);
+    auto list = n.must({{"op", "dev_list"}});
+    REQUIRE(list.body["devices"].size() == 1);
+    CHECK(list.body["devices"][0]["fdid"] == "0x80000");
+    CHECK(list.body["devices"][0]["name"] == "newcomer");
+    CHECK(list.body["devices"][0]["state"] == "available");
+    auto gone = n.must({{"op", "dev_show"}, {"fdid", "0x80001"}});
+    REQUIRE(gone.err() == 0);
+    CHECK(gone.body["device"]["state"] == "removed");
+    CHECK(has_row(history(n, "0x80001"), "release", "connection closed"));
 }
