@@ -165,7 +165,10 @@ void Daemon::stop_lending() {
     if (m_dev_engine.joinable()) {
         m_dev_engine.join();
     }
-    m_worker.reset();
+    // Not reset: jobs still running post through it.
+    if (m_worker) {
+        m_worker->shutdown();
+    }
 }
 
 LentDevice* Daemon::lent_device(lending::Fdid fdid) const {

@@ -96,7 +96,10 @@ struct PendingWait {
 class LendingWorker {
 public:
     explicit LendingWorker(int threads);
-    ~LendingWorker(); // finishes the queued jobs, then joins
+    ~LendingWorker(); // shutdown()
+    // Finishes the queued jobs and joins the threads; post() still works (nothing runs what
+    // it posts any more).
+    void shutdown();
     LendingWorker(const LendingWorker&) = delete;
     LendingWorker& operator=(const LendingWorker&) = delete;
 
