@@ -58,7 +58,7 @@ std::int64_t lease_id(const json& borrowed) {
 
 } // namespace
 
-TEST_CASE("lending disd: dev_connect hands the BAR's memory itself; joined processes share it; "
+TEST_CASE("lending disd: dev_connect hands the BAR's memory itself, joined processes share it, "
           "a reset clears it") {
     LocalFabric fabric({8}, {"--device", "memory name=m0 bars=64K reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
@@ -125,7 +125,7 @@ TEST_CASE("lending disd: dev_connect hands the BAR's memory itself; joined proce
 }
 
 TEST_CASE("lending disd: an epf-test COPY driven through the registers moves borrower memory "
-          "mapped with dev_map; a bad address is SRC_ADDR_INVALID; RAISE_MSI is a dev_irq") {
+          "mapped with dev_map, a bad address is SRC_ADDR_INVALID, RAISE_MSI is a dev_irq") {
     LocalFabric fabric({8}, {"--device", "epf-test name=ep0 reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
     std::int64_t id = lease_id(borrow(holder, "0x80000", true));
@@ -204,7 +204,7 @@ TEST_CASE("lending disd: an epf-test COPY driven through the registers moves bor
           SCI_ERR_ILLEGAL_PARAMETER);
 }
 
-TEST_CASE("lending disd: a failing reset quarantines the device; dev_reset restores only when "
+TEST_CASE("lending disd: a failing reset quarantines the device, dev_reset restores only when "
           "the reset succeeds") {
     LocalFabric fabric({8}, {"--device", "memory name=bad reset_ms=1 fail_reset=1", "--device",
                              "epf-test name=mute reset_ms=1 unresponsive=1", "--command-timeout",
