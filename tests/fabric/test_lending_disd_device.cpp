@@ -207,8 +207,9 @@ TEST_CASE("lending disd: an epf-test COPY driven through the registers moves bor
 TEST_CASE("lending disd: a failing reset quarantines the device, dev_reset restores only when "
           "the reset succeeds") {
     LocalFabric fabric({8}, {"--device", "memory name=bad reset_ms=1 fail_reset=1", "--device",
-                             "epf-test name=mute reset_ms=1 unresponsive=1", "--command-timeout",
-                             "300"});
+                             "epf-test name=mute reset_ms=1 unresponsive=1", "--device",
+                             "memory name=stuck hang_reset=1", "--command-timeout", "300",
+                             "--reset-timeout", "300"});
     LendingClient holder(fabric, 8, 4);
     LendingClient admin(fabric, 8, 0);
     std::int64_t id = lease_id(borrow(holder, "0x80000", true));
@@ -245,6 +246,13 @@ TEST_CASE("lending disd: a failing reset quarantines the device, dev_reset resto
     CHECK(restored.body["device"]["state"] == "available");
     CHECK(has_row(history(admin, "0x80001"), "reset", "admin uid", "quarantine"));
     CHECK(*reg(regs, epf::k_command) == 0); // the reset cleared the registers
+
+    // A reset that never finishes times out after --reset-timeout: quarantined too.
+    std::int64_t stuck = lease_id(borrow(holder, "0x80002", true));
+    REQUIRE(holder.must({{"op", "dev_return"}, {"lease_id", stuck}}).err() == 0);
+    CHECK(state_of(admin, "0x80002") == "failed");
+    CHECK(has_row(history(admin, "0x80002"), "reset_timeout", "", "timed out after 300 ms"));
+    CHECK(node_counter(fabric, 8, "reset_failures_total") == 3); // bad: twice
 }
 
 TEST_CASE("lending disd: a lender killed with a lease comes back consistent: the lease is lost, "
