@@ -125,6 +125,10 @@ void Daemon::start() {
                                                   " is already running in " + m_opts.fabric_dir);
     }
     ::unlink(m_socket_path.c_str());
+    // The device pool, recovered, before the socket appears (whoever connects finds the
+    // daemon whole); after the probe above, so that a second daemon of this node never
+    // recovers the first's pool.
+    start_lending();
 
     sockaddr_un addr{};
     if (m_socket_path.size() >= sizeof(addr.sun_path)) {
@@ -175,8 +179,6 @@ void Daemon::start() {
     m_doorbell = new (m_doorbell_map.get()) wire::DmaDoorbell{};
     m_started = std::chrono::steady_clock::now();
     m_engine = std::thread([this] { engine_main(); });
-    // After the probe above: a second daemon of this node must not recover the first's pool.
-    start_lending();
     epoll_set(m_epoll.get(), EPOLL_CTL_ADD, m_worker->event_fd(), EPOLLIN, k_tag_lending_post);
     epoll_set(m_epoll.get(), EPOLL_CTL_ADD, m_tick_timer.get(), EPOLLIN, k_tag_lending_tick);
     log("listening on " + m_socket_path);
