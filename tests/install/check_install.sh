@@ -89,9 +89,9 @@ if command -v systemd-analyze >/dev/null; then
         dis-exporter.service 2>&1) || fail "systemd-analyze verify: $verdict"
     [ -z "$verdict" ] || fail "systemd-analyze verify complains: $verdict"
 fi
-# disd@.service's own command line (its paths moved into the work dir) starts node 1.
+# disd@.service's own command line (its paths moved into the work dir) starts node 4.
 exec_start=$(sed -n 's/^ExecStart=//p' "$units/disd@.service")
-exec_start=${exec_start//%i/1}
+exec_start=${exec_start//%i/4}
 exec_start=${exec_start//\/run\/dis/$work/unit-fabric}
 exec_start=${exec_start//\/var\/lib\/dis/$work/unit-state}
 exec_start=${exec_start//\$DISD_ARGS/}
@@ -101,11 +101,11 @@ mkdir -p "$work/unit-state"
 "${clean_env[@]}" $exec_start >"$work/unit-disd.log" 2>&1 &
 unit_pid=$!
 for _ in $(seq 100); do
-    [ -S "$work/unit-fabric/node-1.sock" ] && break
+    [ -S "$work/unit-fabric/node-4.sock" ] && break
     kill -0 "$unit_pid" 2>/dev/null || fail "disd@.service's command exited: $(cat "$work/unit-disd.log")"
     sleep 0.05
 done
-[ -S "$work/unit-fabric/node-1.sock" ] || fail "disd@.service's command made no socket in 5 s"
+[ -S "$work/unit-fabric/node-4.sock" ] || fail "disd@.service's command made no socket in 5 s"
 kill "$unit_pid"
 wait "$unit_pid" || fail "disd@.service's node did not stop cleanly on SIGTERM"
 
