@@ -107,7 +107,7 @@ TEST_CASE("sisci smartio: a busy device fails at once with SCI_ERR_NOT_AVAILABLE
     CHECK(close_err == SCI_ERR_BUSY); // the device handle counts in the descriptor
     SCIReturnDevice(dev, 0, &err);
     CHECK(err == SCI_ERR_OK);
-    SCIReturnDevice(dev, 0, &err); // a stale handle
+    SCIReturnDevice(nullptr, 0, &err);
     CHECK(err == SCI_ERR_ILLEGAL_PARAMETER);
     done.open();
     CHECK(wait_child(child) == 0);
