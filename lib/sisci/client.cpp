@@ -277,6 +277,14 @@ void Runtime::terminate() {
 
 Runtime::~Runtime() {
     {
+        std::lock_guard lock(m_renew_mutex);
+        m_renew_stop = true;
+    }
+    m_renew_cv.notify_all();
+    if (m_renew_thread.joinable()) {
+        m_renew_thread.join();
+    }
+    {
         std::lock_guard lock(m_cb_mutex);
         m_cb_stop = true;
     }
@@ -406,12 +414,32 @@ void Runtime::on_event(std::uint32_t node, const json& ev) {
             auto reason = static_cast<sci_segment_cb_reason_t>(ev.at("reason").get<int>());
             std::lock_guard reg(m_reg_mutex);
             for (auto* s : m_remote) {
-                if (s->id == id && s->node == node && !s->disconnected.load()) {
+                if (s->id == id && s->node == node && s->dev == nullptr &&
+                    !s->disconnected.load()) {
                     if (reason == SCI_CB_DISCONNECT) {
                         s->disconnected = true;
                     }
                     deliver_remote(s, {reason, node, SCI_ERR_OK});
                 }
+            }
+        } else if (kind == "dev_lost" || kind == "dev_irq") {
+            auto lease = ev.at("lease_id").get<std::int64_t>();
+            std::lock_guard reg(m_reg_mutex);
+            for (const auto& d : m_devices) {
+                if (d->lease_id != lease || d->conn->node() != node) {
+                    continue;
+                }
+                if (kind == "dev_lost") {
+                    lose_device_locked(d, ev.value("reason", std::string("device lost")),
+                                       SCI_ERR_NOT_AVAILABLE);
+                    continue;
+                }
+                {
+                    std::lock_guard lock(d->mutex);
+                    d->irqs.emplace_back(ev.at("type").get<unsigned>(),
+                                         ev.at("number").get<unsigned>());
+                }
+                d->cv.notify_all();
             }
         } else if (kind == "interrupt_gone") {
             auto no = ev.at("interrupt_no").get<unsigned>();
@@ -451,6 +479,13 @@ void Runtime::on_node_lost(std::uint32_t node) {
     for (auto* s : m_remote) {
         if (s->node == node && !s->lost.exchange(true) && !s->disconnected.load()) {
             deliver_remote(s, {SCI_CB_LOST, node, SCI_ERR_NODE_NOT_RESPONDING});
+        }
+    }
+    // The lender's death ends its leases (its EOF, like a dev_lost for each).
+    for (const auto& d : m_devices) {
+        if (d->conn->node() == node) {
+            lose_device_locked(d, "lender node " + std::to_string(node) + " lost",
+                               SCI_ERR_NODE_NOT_RESPONDING);
         }
     }
 }
