@@ -5,6 +5,7 @@
 
 #include "../fabric/sci.hpp"
 #include "dis/error.hpp"
+#include "dis/fabric_admin.hpp"
 #include "dis/lending_client.hpp"
 
 #include <unistd.h>
@@ -186,9 +187,30 @@ void check_epf_test(const DeviceTestOptions& options) {
                               (state.empty() ? std::string() : " is " + state) + ": " + e.what());
 }
 
+// What the lender says about a device lost mid-suite: "; fdid 0x80000 is now failed (command
+// 0x1 pending for ...)". Empty with a vendor SISCI or when the lender does not answer.
+std::string lender_says(const DeviceTestOptions& options) {
+#ifndef DIS_VENDOR_SISCI
+    try {
+        LenderClient lender(options.fabric_dir, options.fdid.node_id());
+        auto d = lender.show(options.fdid);
+        return "; fdid " + to_string(options.fdid) + " is now " + to_string(d.status.state) +
+               (d.status.reason.empty() ? "" : " (" + d.status.reason + ")");
+    } catch (const Error&) {
+    }
+#endif
+    (void)options;
+    return {};
+}
+
 } // namespace
 
-DeviceTestReport test_device(const DeviceTestOptions& options) {
+DeviceTestReport test_device(const DeviceTestOptions& given) {
+    DeviceTestOptions options = given;
+#ifndef DIS_VENDOR_SISCI
+    if (options.fabric_dir.empty())
+        options.fabric_dir = fabric::resolve_fabric_dir();
+#endif
     select_fabric(options);
     check_epf_test(options);
     sci::Library library;
@@ -215,7 +237,7 @@ DeviceTestReport test_device(const DeviceTestOptions& options) {
         if (target.lost().empty())
             throw;
         report.results = std::move(seen);
-        report.lost = target.lost();
+        report.lost = target.lost() + lender_says(options);
         endpoint::TestResult lost;
         lost.name = "DEVICE_LOST";
         lost.outcome = endpoint::Outcome::failed;

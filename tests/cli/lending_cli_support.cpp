@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -42,11 +43,85 @@ LendingFabric::~LendingFabric() {
             ::kill(n["pid"].get<pid_t>(), SIGKILL);
 }
 
-std::vector<std::string> LendingFabric::with_fabric(std::vector<std::string> args) const {
+namespace {
+
+std::vector<std::string> insert_fabric(std::vector<std::string> args, const std::string& dir) {
     auto dashdash = std::find(args.begin(), args.end(), "--");
-    dashdash = args.insert(dashdash, m_dir);
+    dashdash = args.insert(dashdash, dir);
     args.insert(dashdash, "--fabric");
     return args;
+}
+
+} // namespace
+
+std::vector<std::string> LendingFabric::with_fabric(std::vector<std::string> args) const {
+    return insert_fabric(std::move(args), m_dir);
+}
+
+SpawnedFabric::SpawnedFabric(const std::vector<std::string>& node8_args)
+    : m_dir((m_tmp.path() / "fabric").string()) {
+    std::filesystem::create_directory(m_dir);
+    std::filesystem::permissions(m_dir, std::filesystem::perms::owner_all);
+    const std::string disd =
+        dis::fabric::find_disd(std::filesystem::path(DIS_TOOL_PATH).parent_path().string());
+    for (std::uint32_t node : {4u, 8u}) {
+        std::vector<std::string> argv{disd, "--node-id", std::to_string(node), "--fabric", m_dir};
+        if (node == 8)
+            argv.insert(argv.end(), node8_args.begin(), node8_args.end());
+        const std::string log = (m_tmp.path() / ("disd-" + std::to_string(node) + ".log")).string();
+        std::vector<char*> cargv;
+        for (auto& a : argv)
+            cargv.push_back(a.data());
+        cargv.push_back(nullptr);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            execv(cargv[0], cargv.data());
+            _exit(127);
+        }
+        m_pids.push_back(pid);
+    }
+    bool up = wait_until(
+        [&] {
+            try {
+                return dis::fabric::discover_nodes(m_dir).size() == 2;
+            } catch (...) {
+                return false;
+            }
+        },
+        std::chrono::seconds(10));
+    REQUIRE(up);
+}
+
+SpawnedFabric::~SpawnedFabric() {
+    for (pid_t pid : m_pids)
+        ::kill(pid, SIGTERM);
+    for (pid_t pid : m_pids) {
+        bool gone = wait_until(
+            [&] {
+                int status = 0;
+                return waitpid(pid, &status, WNOHANG) == pid;
+            },
+            std::chrono::seconds(5));
+        if (!gone) {
+            ::kill(pid, SIGKILL);
+            int status = 0;
+            waitpid(pid, &status, 0);
+        }
+    }
+}
+
+std::vector<std::string> SpawnedFabric::with_fabric(std::vector<std::string> args) const {
+    return insert_fabric(std::move(args), m_dir);
+}
+
+RunResult SpawnedFabric::tool(std::vector<std::string> args) const {
+    return run_tool(with_fabric(std::move(args)));
 }
 
 RunResult LendingFabric::tool(std::vector<std::string> args) const {

@@ -40,6 +40,24 @@ private:
     nlohmann::json m_start;
 };
 
+// disd daemons started directly (for daemon options `fabric start` does not pass, such as
+// --command-timeout): node 4, and node 8 with `node8_args`. Killed on destruction.
+class SpawnedFabric {
+public:
+    explicit SpawnedFabric(const std::vector<std::string>& node8_args);
+    ~SpawnedFabric();
+    SpawnedFabric(const SpawnedFabric&) = delete;
+    SpawnedFabric& operator=(const SpawnedFabric&) = delete;
+    const std::string& dir() const { return m_dir; }
+    std::vector<std::string> with_fabric(std::vector<std::string> args) const;
+    RunResult tool(std::vector<std::string> args) const;
+
+private:
+    TempDir m_tmp;
+    std::string m_dir;
+    std::vector<pid_t> m_pids;
+};
+
 // The built dis-tool run in the background with stdout and stderr collected; killed (and
 // reaped) on destruction if still running.
 class Background {
