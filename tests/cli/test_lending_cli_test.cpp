@@ -111,7 +111,7 @@ TEST_CASE("device test: the pcitest suite through SmartIO passes on an epf-test 
 }
 
 TEST_CASE("device test: a device that stops responding fails the run (exit 1) and is "
-          "quarantined; device reset restores it",
+          "quarantined, and device reset restores it",
           "[cli][lending][pcitest]") {
     SpawnedFabric fabric(
         {"--device", "epf-test name=hung unresponsive=1", "--command-timeout", "300"});
