@@ -161,3 +161,29 @@ TEST_CASE("device reset of a device whose reset fails: the result, one error lin
     check_one_error_line(borrow);
     CHECK(borrow.err.find("failed") != std::string::npos);
 }
+
+TEST_CASE("device borrow -- CMD hands the lease over: CMD's own SCIBorrowDevice joins it",
+          "[cli][lending][pcitest]") {
+    LendingFabric fabric({"epf-test name=ep0 reset_ms=5"});
+    // CMD is a SmartIO program (dis-tool device test borrows exclusively through libsisci):
+    // with DIS_SMARTIO_JOIN it joins the holder's exclusive lease instead of being refused.
+    auto r = fabric.tool({"device", "borrow", "0x80000", "--exclusive", "--", DIS_TOOL_PATH,
+                          "device", "test", "0x80000", "-o", "json"});
+    INFO("stderr: " << r.err);
+    auto doc = parse_out(r);
+    REQUIRE(doc.contains("tests"));
+    CHECK(doc["tests"].size() == expected_tests().size());
+    CHECK(doc["tests"][0]["name"] == "BAR_TEST.BAR0");
+    CHECK(doc["tests"][0]["outcome"] == "OKAY");
+    CHECK(r.exit_code == (doc["failed"] == 0 ? 0 : 1)); // CMD's status, passed on
+
+    // One lease only: the holder's (the test's borrow made none of its own).
+    CHECK(fabric.wait_state("0x80000", "available"));
+    auto history = fabric.tool({"device", "history", "0x80000", "-o", "json"});
+    REQUIRE(history.exit_code == 0);
+    int borrows = 0;
+    const json rows = parse_out(history)["rows"]; // a copy: never iterate a temporary
+    for (const auto& row : rows)
+        borrows += row["event"] == "borrow";
+    CHECK(borrows == 1);
+}
