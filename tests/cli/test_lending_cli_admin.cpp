@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <csignal>
+#include <poll.h>
+#include <pty.h>
 #include <set>
+#include <sys/wait.h>
 #include <tuple>
+#include <unistd.h>
 
 using namespace dis::test;
 using nlohmann::json;
@@ -178,4 +182,87 @@ TEST_CASE("device unavailable, available and reset, and history rows for each tr
         CHECK(table.front()[0] == "TIME");
         CHECK(table.back()[2] == "reset_ok");
     }
+}
+
+namespace {
+
+struct TtyRun {
+    int exit_code = -1;
+    std::string output; // what the terminal showed
+};
+
+// Runs dis-tool on a pseudo-terminal (stdin, stdout, stderr), answers `answer` once the
+// question "[y/N]" shows, and collects what was shown until it exits.
+TtyRun run_on_tty(const std::vector<std::string>& args, const std::string& answer) {
+    std::vector<std::string> argv{DIS_TOOL_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv)
+        cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    int master = -1;
+    pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        execv(cargv[0], cargv.data());
+        _exit(127);
+    }
+    TtyRun run;
+    bool answered = false;
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{master, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0) {
+            char buf[1024];
+            ssize_t n = read(master, buf, sizeof buf);
+            if (n <= 0)
+                break; // EIO: the terminal's other side closed (it exited)
+            run.output.append(buf, static_cast<std::size_t>(n));
+        }
+        if (!answered && run.output.find("[y/N]") != std::string::npos) {
+            std::string line = answer + "\n";
+            REQUIRE(write(master, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+            answered = true;
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(master);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+}
+
+} // namespace
+
+TEST_CASE("on a terminal, state changes ask first: no keeps the state, yes changes it",
+          "[cli][lending]") {
+    LendingFabric fabric(k_devices);
+
+    auto no = run_on_tty(fabric.with_fabric({"device", "unavailable", "0x80000"}), "n");
+    INFO("terminal: " << no.output);
+    CHECK(no.output.find("unavailable 0x80000 (ep0): available -> unavailable: proceed? [y/N]") !=
+          std::string::npos);
+    CHECK(no.exit_code == 2);
+    CHECK(no.output.find("dis-tool: error: not confirmed") != std::string::npos);
+    CHECK(fabric.state("0x80000") == "available");
+
+    auto yes = run_on_tty(fabric.with_fabric({"device", "unavailable", "0x80000"}), "y");
+    INFO("terminal: " << yes.output);
+    CHECK(yes.exit_code == 0);
+    CHECK(fabric.state("0x80000") == "unavailable");
+
+    // --yes does not ask.
+    auto forced = run_on_tty(fabric.with_fabric({"device", "available", "0x80000", "--yes"}), "n");
+    CHECK(forced.output.find("[y/N]") == std::string::npos);
+    CHECK(forced.exit_code == 0);
+    CHECK(fabric.state("0x80000") == "available");
+
+    // reclaim shows the borrower in its question.
+    auto holder = start_holder(fabric, "0x80001");
+    auto reclaim = run_on_tty(fabric.with_fabric({"device", "reclaim", "0x80001"}), "n");
+    INFO("terminal: " << reclaim.output);
+    CHECK(reclaim.output.find("pid " + std::to_string(holder->pid())) != std::string::npos);
+    CHECK(reclaim.exit_code == 2);
+    CHECK(holder->running());
+    CHECK(fabric.state("0x80001") == "borrowed");
 }
