@@ -280,16 +280,24 @@ TEST_CASE("device borrow of a busy device: refused with exit 2 naming the holder
         CHECK(waited.err.find("0x80000") != std::string::npos);
     }
 
-    SECTION("--wait is granted when the holder returns it") {
+    SECTION("--wait is granted when the holder returns it; without S it waits without limit") {
         Background waiter(
             fabric.with_fabric({"device", "borrow", "0x80000", "--wait", "30", "--", "/bin/true"}));
         CHECK(wait_until([&] { return fabric.show("0x80000")["waiters"] == 1; }, 10s));
+        // --wait without S, right before "--" and before FDID: neither is taken for S.
+        Background forever(
+            fabric.with_fabric({"device", "borrow", "0x80000", "--wait", "--", "/bin/true"}));
+        Background before(
+            fabric.with_fabric({"device", "borrow", "--wait", "0x80000", "--", "/bin/true"}));
+        CHECK(wait_until([&] { return fabric.show("0x80000")["waiters"] == 3; }, 10s));
         CHECK(waiter.running());
         holder->signal(SIGTERM);
         REQUIRE(holder->wait(10s));
-        REQUIRE(waiter.wait(20s));
-        INFO("waiter stderr: " << waiter.err());
-        CHECK(waiter.exit_code() == 0);
+        for (Background* w : {&waiter, &forever, &before}) {
+            REQUIRE(w->wait(20s));
+            INFO("waiter stderr: " << w->err());
+            CHECK(w->exit_code() == 0);
+        }
         CHECK(fabric.wait_state("0x80000", "available"));
     }
 }

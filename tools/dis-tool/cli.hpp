@@ -11,6 +11,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace dis::cli {
 
@@ -55,6 +56,11 @@ void add_change_guard_options(CLI::App* cmd, ChangeGuard& guard);
 // with --dry-run; true with --yes or when stdin or stderr is not a terminal; on a terminal
 // asks "<plan>: proceed? [y/N]" on stderr and throws Error(invalid_input) unless answered yes.
 bool confirm_change(const ChangeGuard& guard, const std::string& plan);
+
+// The command line as CLI11 should see it. CLI11 lets an option with an optional value
+// (`device borrow --wait [S]`) eat a following "--" or the next word; a bare one becomes
+// "--wait=forever" (lending_borrow.cpp).
+std::vector<std::string> normalize_arguments(int argc, char** argv);
 
 // Areas register their noun commands on the root app (explicit list in main.cpp).
 void register_pci_commands(CLI::App& app, Context& ctx);

@@ -36,7 +36,7 @@ struct BorrowCmdOptions {
     std::string fdid;
     bool exclusive = false;
     std::string lease;
-    std::vector<std::string> wait; // --wait [S]: empty with the flag given = no limit
+    std::string wait; // --wait [S]: "" or "forever" with the option given = no limit
     bool hold = false;
     std::vector<std::string> command;
 };
@@ -312,9 +312,8 @@ void run_borrow(Context& ctx, const BorrowCmdOptions& opts, bool wait_given) {
             throw Error(ErrorKind::invalid_input, "--lease: a lease must be longer than 0");
     }
     if (wait_given)
-        bo.wait = opts.wait.empty() || opts.wait.front().empty()
-                      ? lm::k_wait_forever
-                      : parse_duration(opts.wait.front(), "--wait");
+        bo.wait = opts.wait.empty() || opts.wait == "forever" ? lm::k_wait_forever
+                                                              : parse_duration(opts.wait, "--wait");
     lm::LenderClient client(dir, fdid.node_id(), local_node(dir, opts.lending));
     auto held = client.borrow(bo);
     if (opts.hold)
@@ -324,6 +323,35 @@ void run_borrow(Context& ctx, const BorrowCmdOptions& opts, bool wait_given) {
 }
 
 } // namespace
+
+} // namespace dis::cli::lend
+
+namespace dis::cli {
+
+std::vector<std::string> normalize_arguments(int argc, char** argv) {
+    std::vector<std::string> words(argv, argv + argc);
+    for (std::size_t i = 1; i < words.size(); ++i) {
+        if (words[i] == "--")
+            break;
+        if (words[i] != "--wait")
+            continue;
+        bool has_value = false;
+        if (i + 1 < words.size()) {
+            try {
+                (void)lend::parse_duration(words[i + 1], "--wait");
+                has_value = true;
+            } catch (const Error&) {
+            }
+        }
+        if (!has_value)
+            words[i] = "--wait=forever";
+    }
+    return words;
+}
+
+} // namespace dis::cli
+
+namespace dis::cli::lend {
 
 void register_borrow_command(CLI::App* device, Context& ctx) {
     auto opts = std::make_shared<BorrowCmdOptions>();
@@ -344,6 +372,7 @@ void register_borrow_command(CLI::App* device, Context& ctx) {
                      ->add_option("--wait", opts->wait,
                                   "Wait for a busy device, at most S (no S: without limit)")
                      ->expected(0, 1)
+                     ->allow_extra_args(false)
                      ->type_name("[S]");
     borrow->add_flag("--hold", opts->hold,
                      "Hold the lease in the foreground until interrupted or `device return`");
