@@ -152,13 +152,18 @@ int main(int argc, char** argv) {
     register_iommu_commands(app, ctx);
     register_p2p_commands(app, ctx);
     register_device_commands(app, ctx);
+    register_lending_commands(app, ctx); // after device: adds its lending verbs
     register_fabric_commands(app, ctx);
     register_bench_commands(app, ctx);
     register_exporter_commands(app, ctx);
 
     const bool json = json_requested(argc, argv);
+    std::vector<std::string> words = normalize_arguments(argc, argv);
+    std::vector<const char*> word_ptrs;
+    for (const auto& w : words)
+        word_ptrs.push_back(w.c_str());
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(word_ptrs.size()), word_ptrs.data());
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
