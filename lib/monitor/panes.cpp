@@ -216,9 +216,9 @@ PaneTable segments_pane(const Snapshot& s) {
                 (rates ? format_rate(transfers) + "/s " + format_bytes(dma_bytes) + "/s"
                        : std::string("-/s")) +
                 "; " + std::to_string(intrs) + " interrupts (triggers not counted by disd)";
-    p.empty_note = !s.segments_fetched ? "not fetched"
-                   : s.nodes.empty()   ? s.fabric_note
-                                       : "no segments";
+    p.empty_note = s.nodes.empty()       ? s.fabric_note
+                   : !s.segments_fetched ? "not fetched"
+                                         : "no segments";
     return p;
 }
 
@@ -227,7 +227,7 @@ PaneTable pcie_pane(const Snapshot& s) {
     p.title = "PCIe health";
     p.columns = {{"BDF", Align::left},         {"NAME", Align::left, false, 32},
                  {"TYPE", Align::left},        {"LINK", Align::left},
-                 {"MAX", Align::left},         {"HEALTH", Align::left},
+                 {"MAX", Align::left},         {"HEALTH", Align::left, true},
                  {"COR", Align::right, true},  {"NONFATAL", Align::right, true},
                  {"FATAL", Align::right, true}};
     std::size_t downgraded = 0;
