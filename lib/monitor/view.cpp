@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 namespace dis::monitor {
 
@@ -267,19 +268,23 @@ void draw_pane(Grid& g, const PaneTable& p, PaneView& v, bool focused, int y, in
     g.fill(0, y, width, ts);
     const auto& sorted = p.columns[static_cast<std::size_t>(
         std::clamp(v.sort.column, 0, static_cast<int>(p.columns.size()) - 1))];
-    char right[96];
-    std::snprintf(right, sizeof right, " sort %s %s  %d-%d/%d ", sorted.header.c_str(),
-                  v.sort.descending ? "desc" : "asc", n ? v.top + 1 : 0, std::min(v.top + page, n),
-                  n);
+    char rows[48];
+    std::snprintf(rows, sizeof rows, "%d-%d/%d ", n ? v.top + 1 : 0, std::min(v.top + page, n), n);
+    const std::string sort =
+        std::string(" sort ") + sorted.header + (v.sort.descending ? " desc  " : " asc  ") + rows;
     const std::string title =
         (focused ? "[" : " ") + p.title + (focused ? "]" : " ") + " " + p.summary;
-    const int rw = static_cast<int>(std::string_view(right).size());
-    if (width - rw > static_cast<int>(p.title.size()) + 2) {
-        g.put(0, y, fit(title, width - rw - 1), ts);
+    // The right side as room allows: sort and rows, the rows alone, or nothing.
+    const int name = static_cast<int>(p.title.size()) + 2;
+    std::string right;
+    if (width - static_cast<int>(sort.size()) >= name + 20)
+        right = sort;
+    else if (width - static_cast<int>(std::strlen(rows)) > name + 1)
+        right = std::string(" ") + rows;
+    const int rw = static_cast<int>(right.size());
+    g.put(0, y, fit(title, width - rw - (rw ? 1 : 0)), ts);
+    if (rw)
         g.put(width - rw, y, right, ts);
-    } else {
-        g.put(0, y, title, ts);
-    }
     if (height < 2)
         return;
 

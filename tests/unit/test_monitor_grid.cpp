@@ -157,6 +157,14 @@ TEST_CASE("monitor grid: small terminals show the focused pane, then too small",
     CHECK_FALSE(d.pcie);
     CHECK(d.nodes); // the title bar's node count
 
+    // A narrow pane title keeps the rows shown and drops the sort.
+    view.focus = PaneId::nodes;
+    g = render(s, view, 40, 24);
+    CHECK(g.row_text(1).find("1-3/3") != std::string::npos);
+    CHECK(g.row_text(1).find("sort") == std::string::npos);
+    CHECK(render(s, view, 80, 24).row_text(1).find("sort NODE asc  1-3/3") != std::string::npos);
+    view.focus = PaneId::segments;
+
     // 4 lines: no pane fits.
     g = render(s, view, 80, 4);
     CHECK(contains(g, "terminal too small (80x4)"));
