@@ -8,6 +8,11 @@ _dis_tool_bdfs() {
     done
 }
 
+# Fabric device ids of the lending pool (asks the fabric's daemons; nothing when none runs).
+_dis_tool_fdids() {
+    "${COMP_WORDS[0]}" device list -o csv 2>/dev/null | tail -n +2 | cut -d, -f1
+}
+
 _dis_tool() {
     local cur prev words cword
     if declare -F _init_completion >/dev/null; then
@@ -48,7 +53,8 @@ _dis_tool() {
     -n | --nodes | --iterations | -w | --warmup | -d | --duration | --cpu | --remote-cpu | \
         --timeout | --timeout-ms | -a | --adapter | --local-node | --node | -r | --remote-node | \
         -s | --sizes | --vector | --window-size | --idle-timeout | --listen | --fabric-timeout | \
-        --delay | --node-timeout | --pcie-interval)
+        --delay | --node-timeout | --pcie-interval | \
+        --lease | --lease-id | --reason | --since | --limit)
         return
         ;;
     esac
@@ -69,7 +75,7 @@ _dis_tool() {
         esac
     done
 
-    local verbs="" opts="" bdfs=0
+    local verbs="" opts="" bdfs=0 fdids=0
     case $noun in
     "") COMPREPLY=($(compgen -W "$nouns $global" -- "$cur")); return ;;
     pci)
@@ -80,9 +86,22 @@ _dis_tool() {
     iommu) opts="$src"; bdfs=1 ;;
     p2p) opts="$src --amd-zen"; bdfs=1 ;;
     device)
-        verbs="check"
-        opts="$src --window-size --amd-zen --strict"
-        [ "$verb" = check ] && bdfs=1
+        verbs="check list show borrow return reclaim reset available unavailable history test"
+        local guard="--dry-run -y --yes"
+        case $verb in
+        check)
+            opts="$src --window-size --amd-zen --strict"
+            bdfs=1
+            ;;
+        list) opts="$fab" ;;
+        show) opts="$fab"; fdids=1 ;;
+        borrow) opts="--exclusive --lease --wait --hold --local-node $fab"; fdids=1 ;;
+        return) opts="--lease-id $fab"; fdids=1 ;;
+        reclaim) opts="--reason $guard $fab"; fdids=1 ;;
+        reset | available | unavailable) opts="$guard $fab"; fdids=1 ;;
+        history) opts="--since --limit $fab"; fdids=1 ;;
+        test) opts="--local-node $fab"; fdids=1 ;;
+        esac
         ;;
     fabric)
         verbs="start stop status"
@@ -113,6 +132,8 @@ _dis_tool() {
         COMPREPLY=($(compgen -W "$verbs" -- "$cur"))
     elif [ $bdfs -eq 1 ]; then
         COMPREPLY=($(compgen -W "$(_dis_tool_bdfs)" -- "$cur"))
+    elif [ $fdids -eq 1 ]; then
+        COMPREPLY=($(compgen -W "$(_dis_tool_fdids)" -- "$cur"))
     fi
 }
 complete -F _dis_tool dis-tool

@@ -44,12 +44,25 @@ void add_pci_source_options(CLI::App* cmd, PciSourceOptions& opts);
 void emit(const Context& ctx, const nlohmann::json& doc,
           const std::function<void(std::ostream&)>& text);
 
+// State-changing commands show what they will change, take --dry-run, and ask on a terminal
+// unless --yes (STYLE.md, "Mutations are guarded"); confirm.cpp.
+struct ChangeGuard {
+    bool yes = false;
+    bool dry_run = false;
+};
+void add_change_guard_options(CLI::App* cmd, ChangeGuard& guard);
+// Whether to make the change `plan` describes (one line, "reclaim 0x80000 from ..."): false
+// with --dry-run; true with --yes or when stdin or stderr is not a terminal; on a terminal
+// asks "<plan>: proceed? [y/N]" on stderr and throws Error(invalid_input) unless answered yes.
+bool confirm_change(const ChangeGuard& guard, const std::string& plan);
+
 // Areas register their noun commands on the root app (explicit list in main.cpp).
 void register_pci_commands(CLI::App& app, Context& ctx);
 void register_iommu_commands(CLI::App& app, Context& ctx);
 void register_p2p_commands(CLI::App& app, Context& ctx);
 void register_device_commands(CLI::App& app, Context& ctx);
-void register_fabric_commands(CLI::App& app, Context& ctx); // fabric, topology, probe, segment
+void register_lending_commands(CLI::App& app, Context& ctx); // device list|show|borrow|...
+void register_fabric_commands(CLI::App& app, Context& ctx);  // fabric, topology, probe, segment
 void register_bench_commands(CLI::App& app, Context& ctx);
 void register_exporter_commands(CLI::App& app, Context& ctx); // exporter (Prometheus)
 void register_monitor_commands(CLI::App& app, Context& ctx);  // monitor (ncurses)

@@ -152,6 +152,7 @@ int main(int argc, char** argv) {
     register_iommu_commands(app, ctx);
     register_p2p_commands(app, ctx);
     register_device_commands(app, ctx);
+    register_lending_commands(app, ctx); // after device: adds its lending verbs
     register_fabric_commands(app, ctx);
     register_bench_commands(app, ctx);
     register_exporter_commands(app, ctx);

@@ -1,0 +1,238 @@
+#include "lending_cli_support.hpp"
+
+#include "dis/local_fabric.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace dis::test {
+
+LendingFabric::LendingFabric(const std::vector<std::string>& devices)
+    : m_dir((m_tmp.path() / "fabric").string()) {
+    std::string config = "node 4\nnode 8\n";
+    for (const auto& d : devices)
+        config += "device 8 " + d + "\n";
+    auto config_path = m_tmp.path() / "fabric.conf";
+    write_file(config_path, config);
+    auto r = run_tool(
+        {"fabric", "start", "--config", config_path.string(), "--fabric", m_dir, "-o", "json"});
+    INFO("fabric start: " << r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    m_start = parse_out(r);
+}
+
+LendingFabric::~LendingFabric() {
+    try {
+        dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
+    } catch (...) {
+    }
+    for (const auto& n : m_start.value("nodes", nlohmann::json::array()))
+        if (pid_alive(n["pid"].get<pid_t>()))
+            ::kill(n["pid"].get<pid_t>(), SIGKILL);
+}
+
+namespace {
+
+std::vector<std::string> insert_fabric(std::vector<std::string> args, const std::string& dir) {
+    auto dashdash = std::find(args.begin(), args.end(), "--");
+    dashdash = args.insert(dashdash, dir);
+    args.insert(dashdash, "--fabric");
+    return args;
+}
+
+} // namespace
+
+std::vector<std::string> LendingFabric::with_fabric(std::vector<std::string> args) const {
+    return insert_fabric(std::move(args), m_dir);
+}
+
+SpawnedFabric::SpawnedFabric(const std::vector<std::string>& node8_args)
+    : m_dir((m_tmp.path() / "fabric").string()) {
+    std::filesystem::create_directory(m_dir);
+    std::filesystem::permissions(m_dir, std::filesystem::perms::owner_all);
+    const std::string disd =
+        dis::fabric::find_disd(std::filesystem::path(DIS_TOOL_PATH).parent_path().string());
+    for (std::uint32_t node : {4u, 8u}) {
+        std::vector<std::string> argv{disd, "--node-id", std::to_string(node), "--fabric", m_dir};
+        if (node == 8)
+            argv.insert(argv.end(), node8_args.begin(), node8_args.end());
+        const std::string log = (m_tmp.path() / ("disd-" + std::to_string(node) + ".log")).string();
+        std::vector<char*> cargv;
+        for (auto& a : argv)
+            cargv.push_back(a.data());
+        cargv.push_back(nullptr);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            execv(cargv[0], cargv.data());
+            _exit(127);
+        }
+        m_pids.push_back(pid);
+    }
+    bool up = wait_until(
+        [&] {
+            try {
+                return dis::fabric::discover_nodes(m_dir).size() == 2;
+            } catch (...) {
+                return false;
+            }
+        },
+        std::chrono::seconds(10));
+    REQUIRE(up);
+}
+
+SpawnedFabric::~SpawnedFabric() {
+    for (pid_t pid : m_pids)
+        ::kill(pid, SIGTERM);
+    for (pid_t pid : m_pids) {
+        bool gone = wait_until(
+            [&] {
+                int status = 0;
+                return waitpid(pid, &status, WNOHANG) == pid;
+            },
+            std::chrono::seconds(5));
+        if (!gone) {
+            ::kill(pid, SIGKILL);
+            int status = 0;
+            waitpid(pid, &status, 0);
+        }
+    }
+}
+
+std::vector<std::string> SpawnedFabric::with_fabric(std::vector<std::string> args) const {
+    return insert_fabric(std::move(args), m_dir);
+}
+
+RunResult SpawnedFabric::tool(std::vector<std::string> args) const {
+    return run_tool(with_fabric(std::move(args)));
+}
+
+RunResult LendingFabric::tool(std::vector<std::string> args) const {
+    return run_tool(with_fabric(std::move(args)));
+}
+
+nlohmann::json LendingFabric::show(const std::string& fdid) const {
+    auto r = tool({"device", "show", fdid, "-o", "json"});
+    INFO("device show " << fdid << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return parse_out(r);
+}
+
+std::string LendingFabric::state(const std::string& fdid) const {
+    return show(fdid)["state"].get<std::string>();
+}
+
+bool LendingFabric::wait_state(const std::string& fdid, const std::string& state,
+                               std::chrono::milliseconds limit) const {
+    return wait_until(
+        [&] {
+            auto r = tool({"device", "show", fdid, "-o", "json"});
+            return r.exit_code == 0 && parse_out(r)["state"] == state;
+        },
+        limit);
+}
+
+Background::Background(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    int out_pipe[2], err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e)
+        env_strings.emplace_back(*e);
+    env_strings.insert(env_strings.end(), env.begin(), env.end());
+    std::vector<std::string> argv{DIS_TOOL_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv, cenv;
+    for (auto& a : argv)
+        cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    for (auto& e : env_strings)
+        cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    m_pid = fork();
+    if (m_pid < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (m_pid == 0) {
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execve(cargv[0], cargv.data(), cenv.data());
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    m_out_fd = out_pipe[0];
+    m_err_fd = err_pipe[0];
+    fcntl(m_out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(m_err_fd, F_SETFL, O_NONBLOCK);
+}
+
+Background::~Background() {
+    if (!m_done && m_pid > 0) {
+        ::kill(m_pid, SIGKILL);
+        int status = 0;
+        while (waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (m_out_fd >= 0)
+        close(m_out_fd);
+    if (m_err_fd >= 0)
+        close(m_err_fd);
+}
+
+void Background::drain() {
+    for (int fd : {m_out_fd, m_err_fd}) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            (fd == m_out_fd ? m_out : m_err).append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+bool Background::running() {
+    if (m_done)
+        return false;
+    drain();
+    int status = 0;
+    pid_t r = waitpid(m_pid, &status, WNOHANG);
+    if (r == m_pid) {
+        m_done = true;
+        if (WIFEXITED(status))
+            m_exit = WEXITSTATUS(status);
+        else if (WIFSIGNALED(status))
+            m_signal = WTERMSIG(status);
+        drain();
+        return false;
+    }
+    return true;
+}
+
+bool Background::wait(std::chrono::milliseconds limit) {
+    return wait_until([&] { return !running(); }, limit);
+}
+
+void Background::signal(int sig) const {
+    if (!m_done)
+        ::kill(m_pid, sig);
+}
+
+} // namespace dis::test
