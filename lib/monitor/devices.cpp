@@ -1,11 +1,9 @@
 // The devices pane's source: the lending client's view of the pool across the fabric
-// (dis/lending_client.hpp) when this build has it, else an honest "no lending data".
+// (dis/lending_client.hpp); without a fabric, or when the lenders do not answer, an honest
+// "no lending data" and why.
 #include "dis/monitor.hpp"
 
-#if __has_include("dis/lending_client.hpp")
 #include "dis/lending_client.hpp"
-#define DIS_MONITOR_LENDING 1
-#endif
 
 namespace dis::monitor {
 
@@ -20,7 +18,6 @@ private:
     std::string m_why;
 };
 
-#ifdef DIS_MONITOR_LENDING
 class LendingDevices : public DeviceSource {
 public:
     explicit LendingDevices(std::string dir) : m_dir(std::move(dir)) {}
@@ -67,19 +64,13 @@ DeviceData LendingDevices::fetch() {
     }
     return d;
 }
-#endif
 
 } // namespace
 
 std::unique_ptr<DeviceSource> make_device_source(const std::string& fabric_dir) {
-#ifdef DIS_MONITOR_LENDING
     if (!fabric_dir.empty())
         return std::make_unique<LendingDevices>(fabric_dir);
     return std::make_unique<NoDevices>("no lending data: no fabric directory");
-#else
-    (void)fabric_dir;
-    return std::make_unique<NoDevices>("no lending data: this build has no lending client");
-#endif
 }
 
 } // namespace dis::monitor

@@ -4,6 +4,8 @@
 #include "support.hpp"
 #include "tool_fabric.hpp"
 
+#include "dis/lending_client.hpp"
+#include "dis/local_fabric.hpp"
 #include "dis/monitor.hpp"
 
 #include <catch2/catch.hpp>
@@ -232,4 +234,69 @@ TEST_CASE("monitor collector: DMA rates are the counters' deltas between refresh
     CHECK_FALSE(node(s5, 8).sample.up);
     CHECK_FALSE(node(s5, 8).sample.error.empty());
     CHECK(node(s5, 4).sample.up);
+}
+
+TEST_CASE("monitor devices pane: the lenders' devices, and a lease with its holder", "[monitor]") {
+    TempDir tmp;
+    const std::string dir = (tmp.path() / "fabric").string();
+    write_file(tmp.path() / "fabric.conf",
+               "node 4\nnode 8\ndevice 8 epf-test name=ep0\ndevice 8 memory name=mem0\n");
+    auto r =
+        run_tool({"fabric", "start", "--fabric", dir, "-c", (tmp.path() / "fabric.conf").string()});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    struct Stop {
+        std::string dir;
+        ~Stop() {
+            try {
+                dis::fabric::stop_local_fabric(dir, std::chrono::milliseconds(2000));
+            } catch (...) {
+            }
+        }
+    } stop{dir};
+
+    dis::monitor::CollectorOptions o;
+    o.fabric_dir = dir;
+    dis::monitor::Collector c(std::move(o));
+    auto s = c.sample(dis::monitor::Demand{});
+    INFO(s.devices.note);
+    REQUIRE(s.devices.available);
+    REQUIRE(s.devices.rows.size() == 2);
+    CHECK(s.devices.rows[0].fdid == "0x80000");
+    CHECK(s.devices.rows[0].node_id == 8);
+    CHECK(s.devices.rows[0].kind == "epf-test");
+    CHECK(s.devices.rows[0].name == "ep0");
+    CHECK(s.devices.rows[0].state == "available");
+    CHECK(s.devices.rows[0].holder.empty());
+    CHECK(s.devices.rows[1].name == "mem0");
+
+    // A borrower (this process, as node 4) holds ep0 while the client lives.
+    dis::lending::LenderClient lender(dir, 8, 4);
+    dis::lending::BorrowOptions b;
+    b.fdid = dis::lending::parse_fdid("0x80000");
+    b.exclusive = true;
+    b.lease = std::chrono::seconds(30);
+    const auto held = lender.borrow(b);
+    s = c.sample(dis::monitor::Demand{});
+    const auto& ep0 = s.devices.rows.at(0);
+    CHECK(ep0.state == "borrowed");
+    CHECK(ep0.holder ==
+          "node 4 pid " + std::to_string(::getpid()) + " uid " + std::to_string(::getuid()));
+    CHECK(ep0.lease_id == std::optional<std::int64_t>(held.lease.id));
+    REQUIRE(ep0.lease_left_s);
+    CHECK(*ep0.lease_left_s > 0);
+    CHECK(*ep0.lease_left_s <= 30);
+    const auto pane = dis::monitor::build_pane(dis::monitor::PaneId::devices, s, {});
+    CHECK(pane.summary.rfind("2 devices, 1 lent", 0) == 0);
+
+    // The devices are asked only while their pane is shown.
+    dis::monitor::Demand hidden;
+    hidden.devices = false;
+    s = c.sample(hidden);
+    CHECK_FALSE(s.devices.available);
+    CHECK(s.devices.rows.empty());
+
+    lender.release(held.lease.id);
+    s = c.sample(dis::monitor::Demand{});
+    CHECK(s.devices.rows.at(0).holder.empty());
 }
