@@ -3,7 +3,11 @@
 // "no lending data" and why.
 #include "dis/monitor.hpp"
 
+#include "dis/fabric_sample.hpp"
 #include "dis/lending_client.hpp"
+
+#include <algorithm>
+#include <map>
 
 namespace dis::monitor {
 
@@ -18,32 +22,62 @@ private:
     std::string m_why;
 };
 
+// One lender connection per node kept between refreshes (a monitor asks every second;
+// list_pool would ping and connect to every node anew each time).
 class LendingDevices : public DeviceSource {
 public:
     explicit LendingDevices(std::string dir) : m_dir(std::move(dir)) {}
     DeviceData fetch() override;
 
 private:
+    std::vector<lending::DeviceView> list(std::uint32_t node);
+
     std::string m_dir;
+    std::map<std::uint32_t, lending::LenderClient> m_clients;
 };
+
+std::vector<lending::DeviceView> LendingDevices::list(std::uint32_t node) {
+    if (auto it = m_clients.find(node); it != m_clients.end()) {
+        try {
+            return it->second.list();
+        } catch (const std::exception&) {
+            m_clients.erase(it); // a restarted daemon or a late reply: start afresh
+        }
+    }
+    lending::LenderClient client(m_dir, node, 0, lending::ClientMillis(500));
+    auto devices = client.list();
+    m_clients.insert_or_assign(node, std::move(client));
+    return devices;
+}
 
 DeviceData LendingDevices::fetch() {
     DeviceData d;
-    lending::PoolView pool;
-    try {
-        pool = lending::list_pool(m_dir, lending::ClientMillis(500));
-    } catch (const std::exception& e) {
-        d.note = std::string("no lending data: ") + e.what();
+    const auto nodes = fabric::node_socket_ids(m_dir);
+    std::erase_if(m_clients, [&](const auto& kv) {
+        return !std::binary_search(nodes.begin(), nodes.end(), kv.first);
+    });
+    std::vector<lending::DeviceView> devices;
+    std::string failed;
+    for (auto node : nodes) {
+        try {
+            for (auto& v : list(node))
+                devices.push_back(std::move(v));
+            d.available = true;
+        } catch (const std::exception&) {
+            failed += " " + std::to_string(node);
+        }
+    }
+    if (!d.available) {
+        d.note = nodes.empty() ? "no lending data: no node daemon in " + m_dir
+                               : "no lending data: no lender answered";
         return d;
     }
-    d.available = true;
-    if (!pool.unreachable.empty()) {
-        d.note = "no lending data from node";
-        for (const auto& f : pool.unreachable)
-            d.note += " " + std::to_string(f.node_id);
-    }
+    if (!failed.empty())
+        d.note = "no lending data from node" + failed;
+    std::sort(devices.begin(), devices.end(),
+              [](const auto& a, const auto& b) { return a.status.info.fdid < b.status.info.fdid; });
     const auto now = lending::SystemClock().now();
-    for (const auto& v : pool.devices) {
+    for (const auto& v : devices) {
         DeviceRow r;
         r.fdid = lending::to_string(v.status.info.fdid);
         r.node_id = v.node_id;

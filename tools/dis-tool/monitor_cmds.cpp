@@ -26,7 +26,7 @@ struct MonitorOptions {
     bool no_color = false;
     bool once = false;
     int node_timeout_ms = 500;
-    int pcie_interval_s = 10;
+    int pcie_interval_s = 30;
     PciSourceOptions pci;
 };
 
@@ -119,7 +119,7 @@ void register_monitor_commands(CLI::App& app, Context& ctx) {
                     "configuration space)")
         ->type_name("S")
         ->check(CLI::Range(1, 3600))
-        ->default_str("10");
+        ->default_str("30");
     add_pci_source_options(cmd, opts->pci);
     cmd->callback([opts, &ctx] {
         run_monitor(ctx, *opts);

@@ -277,7 +277,7 @@ struct CollectorOptions {
     std::optional<pci::Source> pci;        // nullopt: no PCIe pane data
     std::chrono::milliseconds node_timeout{500};
     // PCIe scans read configuration space (about 1 ms per read on a VM): at most this often.
-    std::chrono::milliseconds pcie_interval{10000};
+    std::chrono::milliseconds pcie_interval{30000};
     std::unique_ptr<DeviceSource> devices; // default: make_device_source(fabric_dir)
 };
 
