@@ -1,7 +1,7 @@
 // dis-tool monitor in a real terminal: tmux (its own server on a private socket in the
-// test's directory, killed at the end) runs the built tool against a real 3-node software fabric; the test sends keys,
-// reads the screen with capture-pane, resizes the window, kills a node, quits and checks the
-// exit code. Every wait polls the pane with a deadline.
+// test's directory, killed at the end) runs the built tool against a real 3-node software fabric;
+// the test sends keys, reads the screen with capture-pane, resizes the window, kills a node, quits
+// and checks the exit code. Every wait polls the pane with a deadline.
 #include "support.hpp"
 #include "tool_fabric.hpp"
 
