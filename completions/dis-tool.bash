@@ -25,7 +25,7 @@ _dis_tool() {
     fi
 
     local global="-o --output -v --verbose -h --help --version"
-    local nouns="pci iommu p2p device fabric topology probe segment bench exporter"
+    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor"
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
@@ -53,6 +53,7 @@ _dis_tool() {
     -n | --nodes | --iterations | -w | --warmup | -d | --duration | --cpu | --remote-cpu | \
         --timeout | --timeout-ms | -a | --adapter | --local-node | --node | -r | --remote-node | \
         -s | --sizes | --vector | --window-size | --idle-timeout | --listen | --fabric-timeout | \
+        --delay | --node-timeout | --pcie-interval | \
         --lease | --lease-id | --reason | --since | --limit)
         return
         ;;
@@ -112,6 +113,7 @@ _dis_tool() {
     topology | probe) opts="$fab --local-node -a --adapter" ;;
     segment) verbs="list"; opts="--node $fab" ;;
     exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
+    monitor) opts="-d --delay -n --iterations -C --no-color --once --node-timeout --pcie-interval $fab $src" ;;
     bench)
         verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency serve"
         case $verb in

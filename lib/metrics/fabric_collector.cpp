@@ -2,47 +2,14 @@
 // through AdminClient with the collector's budget as timeout. A node that is dead (stale
 // socket) or frozen (a stopped daemon) gets dis_fabric_node_up 0, no other series, and makes
 // the scrape's collector_success 0.
-#include "dis/fabric_admin.hpp"
+#include "dis/fabric_sample.hpp"
 #include "dis/metrics.hpp"
-
-#include <algorithm>
-#include <filesystem>
-#include <future>
-#include <map>
 
 namespace dis::metrics {
 
 namespace {
 
 using Labels = std::vector<prometheus::ClientMetric::Label>;
-
-struct NodeView {
-    std::uint32_t id = 0;
-    bool up = false;
-    fabric::NodeInfo info;
-    std::vector<fabric::LinkInfo> links;
-};
-
-// The node ids whose socket file is in the directory, answering or not (discover_nodes
-// would ping each in turn, and a frozen node would cost its full timeout).
-std::vector<std::uint32_t> node_sockets(const std::string& dir) {
-    std::vector<std::uint32_t> ids;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.rfind("node-", 0) != 0)
-            continue;
-        char* end = nullptr;
-        unsigned long id = std::strtoul(name.c_str() + 5, &end, 10);
-        if (end == name.c_str() + 5 || id > 0xffffffffUL)
-            continue;
-        const auto node = static_cast<std::uint32_t>(id);
-        if (fabric::node_socket_path(dir, node) == entry.path().string())
-            ids.push_back(node);
-    }
-    std::sort(ids.begin(), ids.end());
-    return ids;
-}
 
 // Daemon counters exported per node: key in NodeInfo::counters -> series and meaning.
 struct CounterSpec {
@@ -95,25 +62,7 @@ private:
 std::vector<prometheus::MetricFamily> FabricCollector::collect(bool& complete) const {
     // The per-node timeout leaves room for the bookkeeping within the collector's budget.
     const auto timeout = m_budget * 8 / 10;
-    std::vector<std::future<NodeView>> pending;
-    for (auto id : node_sockets(m_dir)) {
-        pending.push_back(std::async(std::launch::async, [this, id, timeout] {
-            NodeView v;
-            v.id = id;
-            try {
-                fabric::AdminClient client(m_dir, id, timeout);
-                v.info = client.node_info();
-                v.links = client.links();
-                v.up = true;
-            } catch (const std::exception&) {
-                v.up = false;
-            }
-            return v;
-        }));
-    }
-    std::vector<NodeView> nodes;
-    for (auto& f : pending)
-        nodes.push_back(f.get());
+    const auto nodes = fabric::FabricSampler(m_dir, timeout, false).sample(false);
 
     auto nodes_up = gauge_family("dis_fabric_nodes_up", "Node daemons that answered this scrape.");
     auto node_up = gauge_family("dis_fabric_node_up",

@@ -71,5 +71,6 @@ void register_lending_commands(CLI::App& app, Context& ctx); // device list|show
 void register_fabric_commands(CLI::App& app, Context& ctx);  // fabric, topology, probe, segment
 void register_bench_commands(CLI::App& app, Context& ctx);
 void register_exporter_commands(CLI::App& app, Context& ctx); // exporter (Prometheus)
+void register_monitor_commands(CLI::App& app, Context& ctx);  // monitor (ncurses)
 
 } // namespace dis::cli

@@ -1,0 +1,57 @@
+// One sample of the software fabric's node daemons, the one source of fabric data for the
+// exporter's fabric collector (lib/metrics) and `dis-tool monitor` (lib/monitor): node
+// sockets are found in the fabric directory and every node is asked in parallel, each within
+// the timeout, so a dead or frozen node costs one timeout and is reported down, never stalls.
+#pragma once
+
+#include "dis/fabric_model.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dis::fabric {
+
+class AdminClient;
+
+struct NodeSample {
+    std::uint32_t id = 0;
+    bool up = false;
+    std::string error; // why the node is down
+    NodeInfo info;
+    std::vector<LinkInfo> links;
+    std::optional<std::vector<SegmentInfo>> segments; // only when asked for
+};
+
+// The node ids whose socket file is in `dir`, answering or not, ascending (discover_nodes
+// would ping each in turn, and a frozen node would cost its full timeout).
+std::vector<std::uint32_t> node_socket_ids(const std::string& dir);
+
+// Asks every node of `dir`. With `keep_connections`, one admin connection per node is kept
+// between samples (a long-running monitor); a connection that fails is dropped and the node
+// asked once more on a fresh one. Without, every sample connects anew (the exporter's
+// collectors keep nothing between scrapes). sample() may be called from one thread at a time.
+class FabricSampler {
+public:
+    FabricSampler(std::string dir, std::chrono::milliseconds timeout, bool keep_connections);
+    ~FabricSampler();
+    FabricSampler(const FabricSampler&) = delete;
+    FabricSampler& operator=(const FabricSampler&) = delete;
+
+    const std::string& dir() const { return m_dir; }
+    std::vector<NodeSample> sample(bool with_segments);
+
+private:
+    std::string m_dir;
+    std::chrono::milliseconds m_timeout;
+    bool m_keep;
+    std::mutex m_mutex; // guards m_clients against the per-node tasks
+    std::map<std::uint32_t, std::shared_ptr<AdminClient>> m_clients;
+};
+
+} // namespace dis::fabric

@@ -1,0 +1,98 @@
+// The fabric sampler shared by the exporter and the monitor (dis/fabric_sample.hpp).
+#include "dis/fabric_sample.hpp"
+
+#include "dis/fabric_admin.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+
+namespace dis::fabric {
+
+std::vector<std::uint32_t> node_socket_ids(const std::string& dir) {
+    std::vector<std::uint32_t> ids;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("node-", 0) != 0)
+            continue;
+        char* end = nullptr;
+        unsigned long id = std::strtoul(name.c_str() + 5, &end, 10);
+        if (end == name.c_str() + 5 || id > 0xffffffffUL)
+            continue;
+        const auto node = static_cast<std::uint32_t>(id);
+        if (node_socket_path(dir, node) == entry.path().string())
+            ids.push_back(node);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+FabricSampler::FabricSampler(std::string dir, std::chrono::milliseconds timeout,
+                             bool keep_connections)
+    : m_dir(std::move(dir)), m_timeout(timeout), m_keep(keep_connections) {}
+
+FabricSampler::~FabricSampler() = default;
+
+std::vector<NodeSample> FabricSampler::sample(bool with_segments) {
+    const auto ids = node_socket_ids(m_dir);
+    std::vector<std::future<NodeSample>> pending;
+    for (auto id : ids) {
+        std::shared_ptr<AdminClient> kept;
+        if (m_keep) {
+            std::lock_guard lock(m_mutex);
+            if (auto it = m_clients.find(id); it != m_clients.end())
+                kept = it->second;
+        }
+        pending.push_back(std::async(std::launch::async, [this, id, kept, with_segments] {
+            NodeSample s;
+            s.id = id;
+            auto ask = [&](AdminClient& client) {
+                s.info = client.node_info();
+                s.links = client.links();
+                if (with_segments)
+                    s.segments = client.segments();
+                s.up = true;
+            };
+            if (kept) {
+                try {
+                    ask(*kept);
+                    return s;
+                } catch (const std::exception&) {
+                    // A restarted daemon or a reply that came too late: start afresh.
+                }
+            }
+            try {
+                auto client = std::make_shared<AdminClient>(m_dir, id, m_timeout);
+                ask(*client);
+                if (m_keep) {
+                    std::lock_guard lock(m_mutex);
+                    m_clients[id] = client;
+                }
+            } catch (const std::exception& e) {
+                s = NodeSample{};
+                s.id = id;
+                s.error = e.what();
+                if (m_keep) {
+                    std::lock_guard lock(m_mutex);
+                    m_clients.erase(id);
+                }
+            }
+            return s;
+        }));
+    }
+    std::vector<NodeSample> nodes;
+    for (auto& f : pending)
+        nodes.push_back(f.get());
+    if (m_keep) {
+        // Nodes whose socket went away keep no connection.
+        std::lock_guard lock(m_mutex);
+        std::erase_if(m_clients, [&](const auto& kv) {
+            return !std::binary_search(ids.begin(), ids.end(), kv.first);
+        });
+    }
+    return nodes;
+}
+
+} // namespace dis::fabric

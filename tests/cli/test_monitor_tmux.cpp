@@ -1,0 +1,293 @@
+// dis-tool monitor in a real terminal: tmux (its own server on a private socket in the
+// test's directory, killed at the end) runs the built tool against a real 3-node software fabric;
+// the test sends keys, reads the screen with capture-pane, resizes the window, kills a node, quits
+// and checks the exit code. Every wait polls the pane with a deadline.
+#include "support.hpp"
+#include "tool_fabric.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace dis::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto k_deadline = std::chrono::seconds(20); // loaded CI machines, sanitizers
+
+std::string find_tmux() {
+    for (const char* dir : {"/usr/bin", "/bin", "/usr/local/bin"}) {
+        const std::string p = std::string(dir) + "/tmux";
+        if (::access(p.c_str(), X_OK) == 0)
+            return p;
+    }
+    return {};
+}
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// A tmux server of its own with one window running `command` (through sh); the command's
+// exit code goes to a file. The server is killed on destruction.
+class Tmux {
+public:
+    Tmux(const std::string& command, int width, int height) {
+        m_tmux = find_tmux();
+        REQUIRE_FALSE(m_tmux.empty()); // tmux is a test dependency (scripts/install-deps.sh)
+        // -S: the socket lives in the test's directory (-L's would stay behind in /tmp).
+        m_socket = (m_tmp.path() / "tmux.sock").string();
+        m_rc = m_tmp.path() / "rc";
+        const std::string shell = command + "; echo $? > " + quote(m_rc.string()) + "; sleep 600";
+        auto r = tmux({"new-session", "-d", "-x", std::to_string(width), "-y",
+                       std::to_string(height), shell});
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        m_started = true;
+    }
+    ~Tmux() {
+        if (m_started)
+            tmux({"kill-server"});
+    }
+    Tmux(const Tmux&) = delete;
+    Tmux& operator=(const Tmux&) = delete;
+
+    RunResult tmux(std::vector<std::string> args) const {
+        args.insert(args.begin(), {m_tmux, "-S", m_socket, "-f", "/dev/null"});
+        return run(args, {}, 30);
+    }
+    std::string screen(bool escapes = false) const {
+        std::vector<std::string> args = {"capture-pane", "-p", "-t", "0"};
+        if (escapes)
+            args.push_back("-e");
+        return tmux(args).out;
+    }
+    void keys(const std::vector<std::string>& keys) const {
+        std::vector<std::string> args = {"send-keys", "-t", "0"};
+        args.insert(args.end(), keys.begin(), keys.end());
+        REQUIRE(tmux(args).exit_code == 0);
+    }
+    void resize(int width, int height) const {
+        REQUIRE(tmux({"resize-window", "-t", "0", "-x", std::to_string(width), "-y",
+                      std::to_string(height)})
+                    .exit_code == 0);
+    }
+    // Polls the screen until `ok` holds; FAILs with the last screen after the deadline.
+    std::string wait_for(const std::function<bool(const std::string&)>& ok, const std::string& what,
+                         bool escapes = false) const {
+        const auto deadline = Clock::now() + k_deadline;
+        std::string s;
+        while (Clock::now() < deadline) {
+            s = screen(escapes);
+            if (ok(s))
+                return s;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        FAIL("timed out waiting for " << what << "; screen:\n" << s);
+        return s;
+    }
+    std::string wait_for_text(const std::string& text) const {
+        return wait_for([&](const std::string& s) { return s.find(text) != std::string::npos; },
+                        "'" + text + "'");
+    }
+    // The command's exit code once it ended.
+    int exit_code() const {
+        const auto deadline = Clock::now() + k_deadline;
+        while (Clock::now() < deadline) {
+            std::error_code ec;
+            if (std::filesystem::file_size(m_rc, ec) > 0 && !ec)
+                return std::stoi(read_file(m_rc));
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        FAIL("the command did not end; screen:\n" << screen());
+        return -1;
+    }
+
+private:
+    TempDir m_tmp;
+    std::string m_tmux;
+    std::string m_socket;
+    std::filesystem::path m_rc;
+    bool m_started = false;
+};
+
+std::string monitor_command(const ToolFabric& f, const std::string& extra = "") {
+    return quote(DIS_TOOL_PATH) + " monitor --fabric " + quote(f.dir()) + " " + extra;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < s.size()) {
+        auto end = s.find('\n', start);
+        if (end == std::string::npos)
+            end = s.size();
+        out.push_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+// The first word of the line after the one that starts the nodes pane's column header.
+std::string first_node(const std::string& screen) {
+    const auto l = lines(screen);
+    for (std::size_t i = 0; i + 1 < l.size(); ++i)
+        if (l[i].rfind("NODE NAME", 0) == 0) {
+            const auto& row = l[i + 1];
+            const auto start = row.find_first_not_of(' ');
+            return start == std::string::npos ? ""
+                                              : row.substr(start, row.find(' ', start) - start);
+        }
+    return {};
+}
+
+} // namespace
+
+TEST_CASE("monitor in tmux: live panes, keys, resize, a killed node, q exits 0",
+          "[monitor][tmux]") {
+    ToolFabric fabric(3);
+    Tmux t(monitor_command(fabric, "-d 5"), 120, 40);
+    auto s = t.wait_for_text("3/3 nodes up");
+    INFO(s);
+    CHECK(s.find("[Nodes & links] 3 nodes, 3 up") != std::string::npos);
+    CHECK(s.find("Devices & leases") != std::string::npos);
+    CHECK(s.find("Segments & DMA") != std::string::npos);
+    CHECK(s.find("PCIe health") != std::string::npos);
+    CHECK(s.find("every 0.5s") != std::string::npos);
+    CHECK(first_node(s) == "4");
+    CHECK(lines(s).size() == 40);
+
+    // Help, closed by any key.
+    t.keys({"h"});
+    t.wait_for_text("dis-tool monitor keys");
+    t.keys({"x"});
+    t.wait_for([](const std::string& v) { return v.find("dis-tool monitor keys") == v.npos; },
+               "the help to close");
+    t.keys({"F1"});
+    t.wait_for_text("dis-tool monitor keys");
+    t.keys({"Escape"});
+    t.wait_for([](const std::string& v) { return v.find("dis-tool monitor keys") == v.npos; },
+               "the help to close");
+
+    // I inverts the nodes pane; Tab moves the focus; s sorts the segments pane.
+    t.keys({"I"});
+    s = t.wait_for([](const std::string& v) { return first_node(v) == "12"; }, "node 12 first");
+    CHECK(s.find("sort NODE desc") != std::string::npos);
+    t.keys({"Tab", "Tab"});
+    t.wait_for_text("[Segments & DMA]");
+    t.keys({"F6"});
+    t.wait_for_text("sort SEGMENT desc");
+    t.keys({"BTab", "BTab"});
+    t.wait_for_text("[Nodes & links]");
+
+    // Pause: the indicator shows and the clock stops; p again resumes.
+    t.keys({"p"});
+    s = t.wait_for_text("PAUSED");
+    const auto title = lines(s).at(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500)); // longer than 2 refreshes
+    CHECK(lines(t.screen()).at(0) == title);
+    t.keys({"p"});
+    t.wait_for([&](const std::string& v) { return lines(v).at(0) != title; }, "refreshes again");
+    CHECK(t.screen().find("PAUSED") == std::string::npos);
+    // + refreshes more often.
+    t.keys({"+"});
+    t.wait_for_text("every 0.2s");
+
+    // A smaller window: every line redrawn at the new size, fewer panes.
+    t.resize(70, 12);
+    s = t.wait_for(
+        [](const std::string& v) {
+            const auto l = lines(v);
+            return l.size() == 12 && l.back().find("F1Help") != std::string::npos &&
+                   v.find("PCIe health") == std::string::npos;
+        },
+        "the 70x12 layout");
+    for (const auto& line : lines(s))
+        CHECK(line.size() <= 70);
+    CHECK(s.find("[Nodes & links]") != std::string::npos);
+    t.resize(120, 40);
+    t.wait_for_text("PCIe health");
+    t.keys({"C-l"});
+    t.wait_for_text("3/3 nodes up");
+
+    // A killed node shows as down within a few refreshes.
+    ::kill(fabric.pid_of(8), SIGKILL);
+    s = t.wait_for_text("2/3 nodes up");
+    CHECK(s.find("down") != std::string::npos);
+
+    t.keys({"q"});
+    CHECK(t.exit_code() == 0);
+}
+
+TEST_CASE("monitor in tmux: -n exits by itself, F10 quits", "[monitor][tmux]") {
+    ToolFabric fabric(2);
+    {
+        Tmux t(monitor_command(fabric, "-n 3 -d 2"), 100, 30);
+        CHECK(t.exit_code() == 0);
+    }
+    Tmux t(monitor_command(fabric), 100, 30);
+    t.wait_for_text("2/2 nodes up");
+    t.keys({"F10"});
+    CHECK(t.exit_code() == 0);
+}
+
+TEST_CASE("monitor in tmux: colors unless -C or NO_COLOR", "[monitor][tmux]") {
+    ToolFabric fabric(2);
+    // Foreground color codes 30-37 (the green "up").
+    auto has_color = [](const std::string& s) {
+        return s.find("\x1b[32m") != std::string::npos || s.find(";32m") != std::string::npos ||
+               s.find("[32;") != std::string::npos;
+    };
+    auto has_reverse = [](const std::string& s) {
+        return s.find("\x1b[7m") != std::string::npos || s.find(";7m") != std::string::npos ||
+               s.find("[7;") != std::string::npos;
+    };
+    {
+        Tmux t(monitor_command(fabric), 100, 30);
+        auto s = t.wait_for([&](const std::string& v) { return has_color(v); }, "colors", true);
+        t.keys({"q"});
+        CHECK(t.exit_code() == 0);
+    }
+    for (const char* how : {"-C", "--no-color"}) {
+        Tmux t(monitor_command(fabric, how), 100, 30);
+        auto s =
+            t.wait_for([&](const std::string& v) { return has_reverse(v); }, "reverse video", true);
+        INFO(how);
+        CHECK_FALSE(has_color(s));
+        t.keys({"q"});
+        CHECK(t.exit_code() == 0);
+    }
+    Tmux t("NO_COLOR=1 " + monitor_command(fabric), 100, 30);
+    auto s =
+        t.wait_for([&](const std::string& v) { return has_reverse(v); }, "reverse video", true);
+    CHECK_FALSE(has_color(s));
+    t.keys({"q"});
+    CHECK(t.exit_code() == 0);
+}
+
+TEST_CASE("monitor in tmux: an unknown TERM prints the snapshot with one line saying why",
+          "[monitor][tmux]") {
+    ToolFabric fabric(2);
+    Tmux t("TERM=no-such-terminal " + monitor_command(fabric), 120, 40);
+    const auto code = t.exit_code();
+    const auto s = t.screen();
+    INFO(s);
+    CHECK(code == 0);
+    CHECK(s.find("dis-tool: monitor: unknown terminal type 'no-such-terminal'; printing one "
+                 "snapshot instead") != std::string::npos);
+    CHECK(s.find("Nodes & links: 2 nodes, 2 up") != std::string::npos);
+    CHECK(s.find("[Nodes & links]") == std::string::npos); // no screen was drawn
+}
