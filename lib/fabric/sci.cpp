@@ -18,6 +18,7 @@ constexpr ErrorKindEntry k_error_table[] = {
     {SCI_ERR_NO_SUCH_NODEID, ErrorKind::not_found},
     {SCI_ERR_NO_SUCH_SEGMENT, ErrorKind::not_found}, // also SCI_ERR_NO_SUCH_INTNO
     {SCI_ERR_NO_SUCH_ADAPTERNO, ErrorKind::not_found},
+    {SCI_ERR_NO_SUCH_FDID, ErrorKind::not_found}, // SmartIO: no lender has that device
     // The request itself is wrong or beyond what this SISCI offers.
     {SCI_ERR_ILLEGAL_FLAG, ErrorKind::invalid_input},
     {SCI_ERR_FLAG_NOT_IMPLEMENTED, ErrorKind::invalid_input},

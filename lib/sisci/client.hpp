@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -37,6 +38,7 @@ enum class Magic : std::uint32_t {
     remote_interrupt,
     local_data_interrupt,
     remote_data_interrupt,
+    smartio_device,
     dead = 0xDEADDEAD,
 };
 
@@ -132,12 +134,19 @@ struct sci_local_segment
     bool empty = false;    // SCI_FLAG_EMPTY, no memory registered yet
 };
 
+namespace dis::sisci {
+struct DeviceState;
+}
+
 struct sci_remote_segment
     : dis::sisci::Segment<dis::sisci::Magic::remote_segment, sci_cb_remote_segment_t> {
     unsigned int node = 0; // the owner node (for broadcast: the node that holds it)
     bool broadcast = false;
     std::atomic<bool> lost{false};
     std::atomic<bool> disconnected{false};
+    // A device segment (SCIConnectDeviceSegment): the borrowed device and the lender's handle.
+    std::shared_ptr<dis::sisci::DeviceState> dev;
+    std::uint64_t dev_segment = 0;
 };
 
 struct sci_map {
@@ -228,6 +237,61 @@ struct sci_remote_data_interrupt : dis::sisci::RemoteInterrupt<true> {};
 
 namespace dis::sisci {
 
+// A segment mapped for a device (SCIMap{Local,Remote}SegmentForDevice): counts in the
+// segment's maps (removal and disconnection are refused while it lives).
+struct ForDevice {
+    sci_local_segment_t local = nullptr;
+    sci_remote_segment_t remote = nullptr;
+    std::uint64_t io_addr = 0;
+    size_t offset = 0;
+    size_t size = 0;
+    int refs = 0;
+};
+
+// One borrow of a SmartIO device: the lease on the lender and what this process made with it.
+// Shared by the handle, its device segments and the runtime (events, renewal), so a device
+// segment outlives a returned device handle safely.
+struct DeviceState {
+    std::shared_ptr<Conn> conn; // to the lender node
+    std::uint32_t fdid = 0;
+    std::int64_t lease_id = 0;
+    std::string token;
+    bool exclusive = false;
+    bool joined = false; // joined another process's lease ($DIS_SMARTIO_JOIN): never renewed
+    std::uint32_t ttl_ms = 0;
+    std::chrono::steady_clock::time_point next_renew;
+    json device; // the lender's device json at borrow time
+
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool lost = false;
+    std::string lost_reason;
+    sci_error_t lost_err = SCI_ERR_OK; // what later calls fail with
+    bool returned = false;
+    std::deque<std::pair<unsigned, unsigned>> irqs; // (type, number) not yet waited for
+    int segments = 0;                               // connected device segments
+    std::vector<std::uint64_t> created;             // lender handles of created segments
+    std::vector<ForDevice> maps;
+
+    bool is_lost() {
+        std::lock_guard lock(mutex);
+        return lost;
+    }
+};
+
+} // namespace dis::sisci
+
+struct sci_smartio_device {
+    dis::sisci::Magic magic = dis::sisci::Magic::smartio_device;
+    sci_desc_t sd = nullptr;
+    std::shared_ptr<dis::sisci::DeviceState> state;
+};
+
+namespace dis::sisci {
+
+// SCIQuery(SCI_Q_DEVICE, ...) (sisci_smartio.cpp).
+void query_device(void* data, unsigned int flags, sci_error_t* error);
+
 // Process-wide state between SCIInitialize and SCITerminate.
 class Runtime {
 public:
@@ -259,13 +323,22 @@ public:
     void remove(sci_local_data_interrupt_t i);
     void add(sci_remote_data_interrupt_t i);
     void remove(sci_remote_data_interrupt_t i);
+    // Borrowed devices: their events, their loss and the lease renewal thread.
+    void add(const std::shared_ptr<DeviceState>& d);
+    void remove(const std::shared_ptr<DeviceState>& d);
+    // Marks d lost (first reason wins), wakes its waiters and tells its device segments.
+    void device_lost(const std::shared_ptr<DeviceState>& d, const std::string& reason,
+                     sci_error_t err);
 
     ~Runtime();
 
 private:
     Runtime() = default;
     void dispatcher();
+    void renewer();
     void deliver_remote(sci_remote_segment_t s, SegmentEvent ev);
+    void lose_device_locked(const std::shared_ptr<DeviceState>& d, const std::string& reason,
+                            sci_error_t err);
 
     pid_t m_pid = 0;
     int m_refs = 0;
@@ -281,6 +354,12 @@ private:
     std::set<sci_local_data_interrupt_t> m_ldints;
     std::set<sci_remote_interrupt_t> m_rints;
     std::set<sci_remote_data_interrupt_t> m_rdints;
+    std::set<std::shared_ptr<DeviceState>> m_devices;
+
+    std::mutex m_renew_mutex;
+    std::condition_variable m_renew_cv;
+    bool m_renew_stop = false;
+    std::thread m_renew_thread;
 
     std::mutex m_cb_mutex;
     std::condition_variable m_cb_cv;

@@ -303,6 +303,9 @@ SCI_API void SCIQuery(unsigned int command, void* data, unsigned int flags, sci_
             query_dma(static_cast<sci_query_dma_t*>(data), error);
         }
         return;
+    case SCI_Q_DEVICE:
+        dis::sisci::query_device(data, flags, error);
+        return;
     default:
         set(error, SCI_ERR_ILLEGAL_QUERY);
     }

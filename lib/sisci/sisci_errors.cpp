@@ -62,6 +62,7 @@ constexpr ErrorText k_error_texts[] = {
     {SCI_ERR_REMOTE_BUSY, "Remote busy"},
     {SCI_ERR_LOCAL_BUSY, "Local busy"},
     {SCI_ERR_ALL_BUSY, "All busy"},
+    {SCI_ERR_NO_SUCH_FDID, "No such fabric device id (no lender node has that device)"},
 };
 
 constexpr bool codes_unique() {

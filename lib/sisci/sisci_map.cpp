@@ -58,8 +58,11 @@ volatile void* map_segment(int fd, size_t seg_size, std::shared_ptr<Conn> conn, 
     } else {
         ++remote->maps;
     }
-    // Tell the owner (admin view; removal is refused while mapped).
-    conn->call({{"op", "seg_map"}, {"segment_id", id}});
+    // Tell the owner (admin view; removal is refused while mapped). Device segments have no
+    // owner segment to tell.
+    if (remote == nullptr || remote->dev == nullptr) {
+        conn->call({{"op", "seg_map"}, {"segment_id", id}});
+    }
     *map = m;
     set(error, SCI_ERR_OK);
     return m->addr;
@@ -106,7 +109,7 @@ SCI_API void SCIUnmapSegment(sci_map_t map, unsigned int flags, sci_error_t* err
         conn = map->remote->conn;
         id = map->remote->id;
     }
-    if (!conn->lost()) {
+    if (!conn->lost() && (map->remote == nullptr || map->remote->dev == nullptr)) {
         conn->call({{"op", "seg_map"}, {"segment_id", id}, {"unmap", true}});
     }
     destroy(map);

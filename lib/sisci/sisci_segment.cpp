@@ -365,7 +365,21 @@ SCI_API void SCIDisconnectSegment(sci_remote_segment_t segment, unsigned int fla
         !c.that(segment->maps.load() <= 0, SCI_ERR_BUSY)) {
         return;
     }
-    if (!segment->conn->lost()) {
+    if (segment->dev != nullptr) {
+        // A device segment: the lender's handle goes (unless the device is lost already).
+        auto& st = *segment->dev;
+        bool gone;
+        {
+            std::lock_guard lock(st.mutex);
+            --st.segments;
+            gone = st.lost;
+        }
+        if (!gone && !segment->conn->lost()) {
+            segment->conn->call({{"op", "dev_disconnect"},
+                                 {"lease_id", st.lease_id},
+                                 {"segment", segment->dev_segment}});
+        }
+    } else if (!segment->conn->lost()) {
         segment->conn->call({{"op", "seg_disconnect"}, {"segment_id", segment->id}});
     }
     Runtime* rt = Runtime::get();

@@ -34,6 +34,7 @@ const Expected k_contract[] = {
     CODE(SCI_ERR_NO_SUCH_SEGMENT, not_found),
     CODE(SCI_ERR_NO_SUCH_INTNO, not_found),
     CODE(SCI_ERR_NO_SUCH_ADAPTERNO, not_found),
+    CODE(SCI_ERR_NO_SUCH_FDID, not_found),
     CODE(SCI_ERR_ILLEGAL_PARAMETER, invalid_input),
     CODE(SCI_ERR_ILLEGAL_FLAG, invalid_input),
     CODE(SCI_ERR_FLAG_NOT_IMPLEMENTED, invalid_input),

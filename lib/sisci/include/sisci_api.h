@@ -102,6 +102,37 @@ extern "C" {
 /* dis-specific, SCIWaitForDMAQueue: sleep in the kernel at once, without the spin that
  * normally precedes it (a waiter that wants its CPU back, or a benchmark of sleeping). */
 #define SCI_FLAG_DIS_SLEEP_WAIT 0x08000000u
+/* SmartIO (all V). SCIBorrowDevice: */
+#define SCI_FLAG_EXCLUSIVE 0x01000000u /* V: nobody else may borrow the device meanwhile */
+/* SCICreateDeviceSegment placement hints (accepted; device segments are host memory here): */
+#define SCI_FLAG_DEVICE_SIDE_ONLY 0x02001000u
+#define SCI_FLAG_LOCAL_ONLY 0x02002000u
+#define SCI_FLAG_DEVICE_PREFER_BANDWIDTH 0x04000001u
+#define SCI_FLAG_HOST_PREFER_BANDWIDTH 0x04000002u
+/* SCIConnectDeviceSegmentPath and slot selection: refused (SCI_ERR_FLAG_NOT_IMPLEMENTED). */
+#define SCI_FLAG_SPECIFY_PATH 0x10000000u
+#define SCI_FLAG_SPECIFY_SLOT 0x20000000u
+/* SCIRegisterPCIeRequester, SCIUnregisterPCIeRequester: */
+#define SCI_FLAG_PCIE_REQUESTER_GLOBAL 0x00000001u
+/* SCIConnectDeviceMemory (the SISCI 4.x call): segmentNo is a BAR (own value). */
+#define SCI_FLAG_BAR 0x00400000u
+/* Device segment kinds (SCIConnectDeviceSegment, SCICreateDeviceSegment; V). */
+#define SCI_MEMTYPE_BAR 0x00000001u     /* a BAR of the device: segmentId is the BAR number */
+#define SCI_MEMTYPE_PRIVATE 0x00000002u /* memory of this borrower, made for the device */
+#define SCI_MEMTYPE_SHARED 0x00000004u  /* memory every borrower of the device connects to */
+/* SCICreateDeviceSegment access hints (V; accepted, they only guide placement). */
+#define SCI_MEMACCESS_DEVICE_READ 0x00000001u
+#define SCI_MEMACCESS_DEVICE_WRITE 0x00000002u
+#define SCI_MEMACCESS_HOST_READ 0x00000004u
+#define SCI_MEMACCESS_HOST_WRITE 0x00000008u
+#define SCI_MEMACCESS_MULTIHOST_READ (0x00000010u | SCI_MEMACCESS_HOST_READ)
+#define SCI_MEMACCESS_MULTIHOST_WRITE (0x00000010u | SCI_MEMACCESS_HOST_WRITE)
+#define SCI_MEMACCESS_P2P_READ (0x00000020u | SCI_MEMACCESS_DEVICE_READ)
+#define SCI_MEMACCESS_P2P_WRITE (0x00000020u | SCI_MEMACCESS_DEVICE_WRITE)
+/* dis-specific, SCIDisWaitForDeviceInterrupt: the interrupt kinds (*type), as pcitest's. */
+#define SCI_DIS_DEVICE_IRQ_INTX 1u
+#define SCI_DIS_DEVICE_IRQ_MSI 2u
+#define SCI_DIS_DEVICE_IRQ_MSIX 3u
 
 /* ---- SCIQuery commands ------------------------------------------------------------------ */
 #define SCI_Q_VENDORID 1u /* sci_query_string_t */
@@ -109,6 +140,7 @@ extern "C" {
 #define SCI_Q_ADAPTER 3u  /* sci_query_adapter_t */
 #define SCI_Q_SYSTEM 4u   /* sci_query_system_t */
 #define SCI_Q_DMA 5u      /* sci_query_dma_t */
+#define SCI_Q_DEVICE 6u   /* sci_smartio_query_device_t (SmartIO) */
 
 /* SCI_Q_ADAPTER subcommands; data points to an unsigned int unless noted. */
 #define SCI_Q_ADAPTER_NODEID 0x100u
@@ -134,6 +166,9 @@ extern "C" {
 /* SCI_Q_DMA subcommands (flags select SCI_FLAG_DMA_ADAPTER/SYSDMA/GLOBAL). */
 #define SCI_Q_DMA_AVAILABLE 0x300u    /* unsigned int: 1 available */
 #define SCI_Q_DMA_CAPABILITIES 0x301u /* sci_dma_capabilities_t */
+
+/* SCI_Q_DEVICE subcommands. */
+#define SCI_Q_DEVICE_INFO 0x400u /* sci_smartio_device_info_t */
 
 /* DIS_ADAPTER_SOFTWARE_FABRIC (the SCI_Q_ADAPTER_CARD_TYPE answer): see dis_types.h. */
 
@@ -280,6 +315,77 @@ void SCIDisconnectDataInterrupt(sci_remote_data_interrupt_t interrupt, unsigned 
                                 sci_error_t* error);
 void SCITriggerDataInterrupt(sci_remote_data_interrupt_t interrupt, void* data, unsigned int length,
                              unsigned int flags, sci_error_t* error);
+
+/* ---- SmartIO: borrowing devices --------------------------------------------------------
+ * A device lives on a lender node (fdid >> 16) and is lent by its pool (leases, policy, audit:
+ * dis-tool-device(1)); see sisci-smartio(7) for the whole contract and the teardown rules. */
+
+/* The fdids of the devices of every reachable lender that match filter (NULL: all), at most
+ * length of them into fdids; returns how many matched (may exceed length). */
+size_t SCIGetDeviceList(sci_desc_t sd, unsigned int* fdids, size_t length,
+                        const sci_smartio_device_info_t* filter, unsigned int flags,
+                        sci_error_t* error);
+/* Borrows fdid, shared (flags 0) or SCI_FLAG_EXCLUSIVE. A busy device fails at once with
+ * SCI_ERR_NOT_AVAILABLE, an unknown fdid with SCI_ERR_NO_SUCH_FDID, a borrow the lender's
+ * policy refuses with SCI_ERR_ACCESS. The lease is renewed by the library while this process
+ * runs (dis-specific: $DIS_SMARTIO_LEASE_MS asks for a lease time, $DIS_SMARTIO_JOIN joins a
+ * lease another process holds). */
+void SCIBorrowDevice(sci_desc_t sd, sci_smartio_device_t* device, unsigned int fdid,
+                     unsigned int flags, sci_error_t* error);
+/* Refused with SCI_ERR_BUSY while device segments of the handle are connected or segments are
+ * mapped for the device; after the device was lost it only frees the handle. */
+void SCIReturnDevice(sci_smartio_device_t device, unsigned int flags, sci_error_t* error);
+/* An exclusive borrow becomes a shared one (others may then borrow the device too). */
+void SCIReleaseExclusiveBorrow(sci_smartio_device_t device, unsigned int flags,
+                               sci_error_t* error);
+/* The fdid of a borrowed device (0 for an invalid handle). */
+unsigned int SCIGetFabricDeviceId(sci_smartio_device_t device);
+/* Connects a device segment: a BAR (SCI_MEMTYPE_BAR, segmentId = BAR number), or a segment
+ * made by SCICreateDeviceSegment (SCI_MEMTYPE_PRIVATE of this borrower, SCI_MEMTYPE_SHARED of
+ * all borrowers). The result is a remote segment: SCIMapRemoteSegment, SCIDisconnectSegment,
+ * SCIGetRemoteSegmentSize/NodeId and its events (SCI_CB_LOST when the device is lost) apply. */
+void SCIConnectDeviceSegment(sci_smartio_device_t device, sci_remote_segment_t* segment,
+                             unsigned int segmentId, unsigned int memtype,
+                             sci_cb_remote_segment_t callback, void* callbackArg,
+                             unsigned int flags, sci_error_t* error);
+/* SISCI 4.x: SCIConnectDeviceSegment of BAR segmentNo (offset must be 0). */
+void SCIConnectDeviceMemory(sci_desc_t sd, sci_remote_segment_t* segment,
+                            unsigned int localAdapterNo, sci_smartio_device_t device,
+                            unsigned int segmentNo, unsigned int offset, unsigned int flags,
+                            sci_error_t* error);
+/* Makes a device segment of size bytes (SCI_MEMTYPE_PRIVATE or SCI_MEMTYPE_SHARED); accessHints
+ * (SCI_MEMACCESS_*) and the placement flags guide where it lives. It lasts until the device is
+ * returned; a shared one that exists already: SCI_ERR_SEGMENTID_USED. */
+void SCICreateDeviceSegment(sci_smartio_device_t device, unsigned int segmentId, size_t size,
+                            unsigned int memtype, unsigned int accessHints, unsigned int flags,
+                            sci_error_t* error);
+/* Makes [offset, offset + size) of a local segment (size 0: to its end) reachable by the
+ * device's DMA; *remoteAddr is the address the device uses. */
+void SCIMapLocalSegmentForDevice(sci_local_segment_t segment, unsigned int localAdapterNo,
+                                 sci_smartio_device_t device, sci_ioaddr_t* remoteAddr,
+                                 size_t offset, size_t size, unsigned int flags,
+                                 sci_error_t* error);
+void SCIUnmapLocalSegmentForDevice(sci_local_segment_t segment, unsigned int localAdapterNo,
+                                   sci_smartio_device_t device, unsigned int flags,
+                                   sci_error_t* error);
+/* The same for a remote segment (another node's segment, or a device segment). */
+void SCIMapRemoteSegmentForDevice(sci_remote_segment_t segment, sci_smartio_device_t device,
+                                  sci_ioaddr_t* remoteAddr, size_t offset, size_t size,
+                                  unsigned int flags, sci_error_t* error);
+void SCIUnmapRemoteSegmentForDevice(sci_remote_segment_t segment, sci_smartio_device_t device,
+                                    unsigned int flags, sci_error_t* error);
+/* Registers a local PCIe function (bus, devfn) as a requester of remote memory. On the software
+ * fabric every process reaches every segment already: recorded and checked only. */
+void SCIRegisterPCIeRequester(sci_desc_t sd, unsigned int localAdapterNo, unsigned int bus,
+                              unsigned int devfn, unsigned int flags, sci_error_t* error);
+void SCIUnregisterPCIeRequester(sci_desc_t sd, unsigned int localAdapterNo, unsigned int bus,
+                                unsigned int devfn, unsigned int flags, sci_error_t* error);
+/* dis-specific: waits up to timeout ms (SCI_INFINITE_TIMEOUT: forever) for an interrupt the
+ * device raised (*type SCI_DIS_DEVICE_IRQ_*, *number its vector). SCI_ERR_TIMEOUT when none
+ * came, SCI_ERR_NOT_AVAILABLE once the device was lost. */
+void SCIDisWaitForDeviceInterrupt(sci_smartio_device_t device, unsigned int* type,
+                                  unsigned int* number, unsigned int timeout,
+                                  unsigned int flags, sci_error_t* error);
 
 #ifdef __cplusplus
 }

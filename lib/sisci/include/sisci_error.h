@@ -62,7 +62,9 @@ typedef enum {
     SCI_ERR_IRQL_ILLEGAL = 0xB02,
     SCI_ERR_REMOTE_BUSY = 0xB03,
     SCI_ERR_LOCAL_BUSY = 0xB04,
-    SCI_ERR_ALL_BUSY = 0xB05
+    SCI_ERR_ALL_BUSY = 0xB05,
+    /* SmartIO: no device with that fabric device id (the vendor lists it after ALL_BUSY). */
+    SCI_ERR_NO_SUCH_FDID = 0xB06
 } sci_error_t;
 
 #ifdef __cplusplus

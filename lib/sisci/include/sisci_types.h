@@ -29,6 +29,9 @@ typedef struct sci_local_interrupt* sci_local_interrupt_t;
 typedef struct sci_remote_interrupt* sci_remote_interrupt_t;
 typedef struct sci_local_data_interrupt* sci_local_data_interrupt_t;
 typedef struct sci_remote_data_interrupt* sci_remote_data_interrupt_t;
+/* A borrowed SmartIO device (SCIBorrowDevice); sci_device_t is its name before SISCI 5.x. */
+typedef struct sci_smartio_device* sci_smartio_device_t;
+typedef sci_smartio_device_t sci_device_t;
 
 typedef uint64_t sci_ioaddr_t;
 
@@ -124,6 +127,36 @@ typedef struct {
     unsigned int supports_read;      /* SCI_FLAG_DMA_READ (pull) */
     unsigned int supports_vector;    /* SCIStartDmaTransferVec */
 } sci_dma_capabilities_t;
+
+/* ---- SmartIO ----------------------------------------------------------------------------
+ * A lendable device: the SCIQuery(SCI_Q_DEVICE, SCI_Q_DEVICE_INFO) answer, and the filter of
+ * SCIGetDeviceList (a field that is 0, or an empty user_name, matches every device). */
+typedef struct {
+    unsigned int fdid;          /* fabric device id: (lender node id << 16) | index */
+    unsigned int nodeid;        /* the lender node */
+    unsigned int adapter;       /* the local adapter that reaches it (0 here) */
+    unsigned int bdf;           /* bus << 8 | devfn on the lender (emulated: the index) */
+    unsigned int pci_vendor_id; /* e.g. 0x104c */
+    unsigned int pci_device_id; /* e.g. 0xb500 */
+    unsigned int pci_class;     /* class code, e.g. 0x010802 (NVMe), 0xff0000 */
+    unsigned int num_bars;      /* BARs the device has (SCI_MEMTYPE_BAR 0 .. num_bars - 1) */
+    char user_name[64];         /* the name the lender gave it, NUL-terminated */
+} sci_smartio_device_info_t;
+/* The name of sci_smartio_device_info_t before SISCI 5.x. */
+typedef sci_smartio_device_info_t sci_dev_info_t;
+
+/* SCIQuery(SCI_Q_DEVICE, ...) argument block. */
+typedef struct {
+    unsigned int subcommand; /* SCI_Q_DEVICE_INFO */
+    unsigned int fdid;       /* the device asked about (it need not be borrowed) */
+    void* data;              /* SCI_Q_DEVICE_INFO: a sci_smartio_device_info_t */
+} sci_smartio_query_device_t;
+/* The same block under its name before SISCI 5.x (global_devid is the fdid). */
+typedef struct {
+    unsigned int subcommand;
+    unsigned int global_devid;
+    void* data;
+} sci_query_dev_t;
 
 #ifdef __cplusplus
 }
