@@ -9,10 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <sisci_api.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 
 using namespace dis::test;
@@ -208,4 +211,189 @@ TEST_CASE("lending: a device that stops responding is quarantined, its borrower 
     CHECK(chained);
     Borrower again(fabric, k_lender, 8);
     CHECK(again.borrow(fdid, true));
+}
+
+namespace {
+
+// What a SmartIO borrower child saw of its device segment.
+struct LostFlag {
+    std::atomic<int> lost{0};
+};
+
+sci_callback_action_t on_segment_event(void* arg, sci_remote_segment_t,
+                                       sci_segment_cb_reason_t reason, sci_error_t) {
+    if (reason == SCI_CB_LOST)
+        static_cast<LostFlag*>(arg)->lost.store(1);
+    return SCI_CALLBACK_CONTINUE;
+}
+
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace
+
+TEST_CASE("lending: a borrower node whose daemon dies stops renewing; the lease is gone within "
+          "the TTL + 1 s",
+          "[lending][faults][smartio]") {
+    constexpr int k_ttl_ms = 2000;
+    LocalFabric fabric({8});
+    fabric.start(k_lender, {"--lease-ttl", std::to_string(k_ttl_ms), "--device",
+                            "memory name=orphan reset_ms=5"});
+    const std::uint32_t fdid = fdid_of(k_lender, 0);
+    LenderView view(fabric, k_lender, k_lender);
+    Gate ready;
+    Gate done;
+    pid_t child = spawn_node_process(fabric, 8, [&](sci_desc_t sd) {
+        sci_smartio_device_t dev = nullptr;
+        sci_error_t err = SCI_ERR_OK;
+        SCIBorrowDevice(sd, &dev, fdid, SCI_FLAG_EXCLUSIVE, &err);
+        if (err != SCI_ERR_OK) {
+            std::cerr << "SCIBorrowDevice: " << SCIGetErrorString(err) << "\n";
+            return 1;
+        }
+        ready.open();
+        done.wait(60000); // the process lives on while its node's daemon is gone
+        return 0;
+    });
+    REQUIRE(ready.wait(10000));
+    auto dev = view.device(fdid);
+    REQUIRE(dev.value("state", "") == "borrowed");
+    const auto lease = dev.at("leases").at(0);
+    const auto lease_id = lease.value("id", std::int64_t{-1});
+    CHECK(lease.value("ttl_ms", 0) == k_ttl_ms);
+    CHECK(lease.value("pid", std::int64_t{0}) == child);
+    // While node 8's daemon is up, libsisci renews: the lease outlives its first expiry.
+    const auto first_expiry = lease.value("expires_ms", std::int64_t{0});
+    REQUIRE(poll_until(milliseconds(10000), [&] { return unix_ms_now() > first_expiry + 500; }));
+    dev = view.device(fdid);
+    REQUIRE(dev.value("state", "") == "borrowed");
+    REQUIRE(dev.at("leases").at(0).value("id", std::int64_t{-1}) == lease_id);
+    CHECK(dev.at("leases").at(0).value("expires_ms", std::int64_t{0}) > first_expiry);
+
+    const auto t0 = Clock::now();
+    fabric.signal(8, SIGKILL);
+    const bool back = view.wait_available(fdid, milliseconds(k_ttl_ms + 5000));
+    const double took = ms_since(t0);
+    std::cout << "lending: lease of a borrower whose node daemon died gone, device available "
+              << took << " ms after the kill (TTL " << k_ttl_ms << " ms)\n";
+    REQUIRE(back);
+    CHECK(took <= k_ttl_ms + 1000.0);
+    auto rows = view.history(fdid);
+    REQUIRE(rows.size() >= 3);
+    CHECK(rows[rows.size() - 3].value("event", "") == "expire");
+    CHECK(rows[rows.size() - 3].value("lease_id", std::int64_t{-1}) == lease_id);
+    CHECK(rows[rows.size() - 2].value("event", "") == "quiesced");
+    CHECK(rows.back().value("event", "") == "reset_ok");
+    done.open();
+    CHECK(wait_child(child, 10000) == 0);
+}
+
+TEST_CASE("lending: a lender killed while its devices are borrowed: the borrower sees the loss "
+          "without hanging, and the restarted pool is consistent and says what happened",
+          "[lending][faults][smartio]") {
+    LocalFabric fabric({8});
+    const std::vector<std::string> lender_args = {"--device", "epf-test name=ep reset_ms=5",
+                                                  "--device", "memory name=mem reset_ms=5"};
+    fabric.start(k_lender, lender_args);
+    const std::uint32_t fdids[2] = {fdid_of(k_lender, 0), fdid_of(k_lender, 1)};
+    std::size_t rows_before[2];
+    {
+        LenderView view(fabric, k_lender, k_lender);
+        for (int d = 0; d < 2; ++d)
+            rows_before[d] = view.history(fdids[d]).size();
+    }
+    Gate ready;
+    // The child's verdicts: 0 all seen, 10+ what went wrong (its stderr says more).
+    pid_t child = spawn_node_process(fabric, 8, [&](sci_desc_t sd) {
+        sci_smartio_device_t dev[2] = {nullptr, nullptr};
+        sci_remote_segment_t seg[2] = {nullptr, nullptr};
+        sci_map_t map[2] = {nullptr, nullptr};
+        LostFlag lost[2];
+        sci_error_t err = SCI_ERR_OK;
+        for (int d = 0; d < 2; ++d) {
+            SCIBorrowDevice(sd, &dev[d], fdids[d], SCI_FLAG_EXCLUSIVE, &err);
+            if (err != SCI_ERR_OK)
+                return 1;
+            SCIConnectDeviceSegment(dev[d], &seg[d], 0, SCI_MEMTYPE_BAR, on_segment_event, &lost[d],
+                                    SCI_FLAG_USE_CALLBACK, &err);
+            if (err != SCI_ERR_OK)
+                return 2;
+            auto* p = static_cast<volatile std::uint32_t*>(SCIMapRemoteSegment(
+                seg[d], &map[d], 0, 256, nullptr, SCI_FLAG_IO_MAP_IOSPACE, &err));
+            if (err != SCI_ERR_OK)
+                return 3;
+            p[0x10 / 4] = 0xfeed; // a register write (epf-test SRC_ADDR upper; memory: a word)
+        }
+        ready.open();
+        // The lender is killed now: every device segment gets SCI_CB_LOST.
+        const auto t0 = Clock::now();
+        if (!poll_until(milliseconds(10000), [&] { return lost[0].lost && lost[1].lost; })) {
+            std::cerr << "no SCI_CB_LOST within 10 s\n";
+            return 10;
+        }
+        std::cerr << "SCI_CB_LOST after " << ms_since(t0) << " ms\n";
+        // Device calls fail, and return (bounded: a hang is a failure of the test's wait).
+        for (int d = 0; d < 2; ++d) {
+            const auto c0 = Clock::now();
+            sci_remote_segment_t again = nullptr;
+            SCIConnectDeviceSegment(dev[d], &again, 0, SCI_MEMTYPE_BAR, nullptr, nullptr, 0, &err);
+            if (err == SCI_ERR_OK) {
+                std::cerr << "SCIConnectDeviceSegment on a lost device succeeded\n";
+                return 11;
+            }
+            SCIUnmapSegment(map[d], 0, &err);
+            SCIDisconnectSegment(seg[d], 0, &err);
+            SCIReturnDevice(dev[d], 0, &err);
+            if (ms_since(c0) > 5000) {
+                std::cerr << "device calls took " << ms_since(c0) << " ms\n";
+                return 12;
+            }
+        }
+        return 0;
+    });
+    REQUIRE(ready.wait(10000));
+    {
+        LenderView view(fabric, k_lender, k_lender);
+        for (auto fdid : fdids)
+            REQUIRE(view.state(fdid) == "borrowed");
+    }
+    fabric.signal(k_lender, SIGKILL);
+    CHECK(wait_child(child, 30000) == 0);
+
+    fabric.start(k_lender, lender_args);
+    LenderView view(fabric, k_lender, k_lender);
+    for (int d = 0; d < 2; ++d) {
+        const auto fdid = fdids[d];
+        INFO("device " << fdid_text(fdid));
+        // Recovery reclaims the leases it cannot confirm and resets the devices.
+        REQUIRE(view.wait_available(fdid, milliseconds(5000)));
+        auto rows = view.history(fdid);
+        REQUIRE(rows.size() > rows_before[d] + 1);
+        CHECK(rows[rows_before[d]].value("event", "") == "borrow");
+        std::size_t lost_at = rows.size();
+        for (std::size_t i = rows_before[d]; i < rows.size(); ++i)
+            if (rows[i].value("event", "") == "lease_lost") {
+                lost_at = i;
+                break;
+            }
+        REQUIRE(lost_at < rows.size());
+        INFO(rows[lost_at].dump());
+        CHECK(rows[lost_at].value("actor", "") == "recovery");
+        CHECK(rows[lost_at].value("lease_id", std::int64_t{-1}) ==
+              rows[rows_before[d]].value("lease_id", std::int64_t{-2}));
+        CHECK(count_event(rows, "reset_ok", lost_at) == 1);
+        CHECK(rows.back().value("event", "") == "reset_ok");
+        std::string why;
+        const bool chained = history_chains(rows, why);
+        INFO(why);
+        CHECK(chained);
+    }
+    for (const auto& d : view.devices()) {
+        INFO(d.dump());
+        CHECK(d.value("state", "") == "available");
+        CHECK(d.value("leases", nlohmann::json::array()).empty());
+    }
 }
