@@ -6,6 +6,8 @@
 #include "fabric_support.hpp"
 #include "raw_client.hpp"
 
+#include "dis/lending.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <poll.h>
@@ -78,18 +80,19 @@ public:
         return r.body.at("devices").get<std::vector<nlohmann::json>>();
     }
     std::string state(std::uint32_t fdid) { return device(fdid).value("state", ""); }
-    // Every audit row of `fdid`, oldest first.
+    // The newest audit rows of `fdid` (as many as fit one reply: a few hundred), oldest first.
     std::vector<nlohmann::json> history(std::uint32_t fdid) {
-        auto r = m_client.must_reply(
-            {{"op", "dev_history"}, {"fdid", fdid_json(fdid)}, {"limit", 1000000}});
-        INFO(r.body.dump().substr(0, 2000));
-        REQUIRE(r.err() == 0);
-        auto rows = r.body.at("rows").get<std::vector<nlohmann::json>>();
+        auto r = history_reply(fdid);
+        auto rows = r.at("rows").get<std::vector<nlohmann::json>>();
         std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
             return a.at("id").template get<std::int64_t>() <
                    b.at("id").template get<std::int64_t>();
         });
         return rows;
+    }
+    // How many audit rows `fdid` has in all (the reply's "total").
+    std::size_t history_total(std::uint32_t fdid) {
+        return history_reply(fdid).at("total").get<std::size_t>();
     }
     // Admin reset; returns the outcome ("ok", "failed", "timed_out").
     std::string reset(std::uint32_t fdid) {
@@ -113,8 +116,37 @@ public:
     }
 
 private:
+    nlohmann::json history_reply(std::uint32_t fdid) {
+        auto r = m_client.must_reply(
+            {{"op", "dev_history"}, {"fdid", fdid_json(fdid)}, {"limit", 100000}});
+        INFO(r.body.dump().substr(0, 2000));
+        REQUIRE(r.err() == 0);
+        return r.body;
+    }
+
     RawClient m_client;
 };
+
+// The whole audit log of `fdid` read from the lender's database itself (a reply carries only
+// the newest rows): a second Pool on the same file, as lib/lending/README.md allows; it only
+// reads.
+inline std::vector<dis::lending::AuditRow>
+database_history(const LocalFabric& fabric, std::uint32_t lender, std::uint32_t fdid) {
+    struct ReadOnly final : dis::lending::DeviceControl {
+        void quiesce(const dis::lending::DeviceInfo&, const dis::lending::Lease&) override {
+            throw std::logic_error("the test's pool does not move devices");
+        }
+        dis::lending::ResetOutcome reset(const dis::lending::DeviceInfo&,
+                                         dis::lending::Millis) override {
+            throw std::logic_error("the test's pool does not move devices");
+        }
+    };
+    dis::lending::PoolOptions o;
+    o.database = fabric.dir() + "/node-" + std::to_string(lender) + ".lending.sqlite";
+    o.device = std::make_shared<ReadOnly>();
+    dis::lending::Pool pool(std::move(o));
+    return pool.history(dis::lending::Fdid{fdid});
+}
 
 // The rows of `rows` from index `from` on whose event is `event`.
 inline std::size_t count_event(const std::vector<nlohmann::json>& rows, const std::string& event,
