@@ -90,6 +90,19 @@ void reject_unknown(const Line& line, std::initializer_list<const char*> known,
     }
 }
 
+// The text of a `device` line after its NODE word (comment and outer blanks dropped).
+std::string device_spec_text(const std::string& raw) {
+    std::string text = raw.substr(0, raw.find('#'));
+    std::size_t pos = 0;
+    for (int word = 0; word < 2; ++word) { // skip "device" and NODE
+        pos = text.find_first_not_of(" \t", pos);
+        pos = text.find_first_of(" \t", pos);
+    }
+    std::size_t begin = text.find_first_not_of(" \t", pos);
+    std::size_t end = text.find_last_not_of(" \t\r");
+    return text.substr(begin, end - begin + 1);
+}
+
 } // namespace
 
 bool valid_node_id(std::uint64_t id) {
@@ -215,8 +228,29 @@ FabricConfig parse_fabric_config(const std::string& text, const std::string& ori
                 l.up = s == "up";
             }
             cfg.links.push_back(l);
+        } else if (kw == "device") {
+            // The spec itself is parsed by disd (dis::endpoint::parse_device_spec); here only
+            // its node and kind, so that a typo names its line.
+            if (line.positional.size() < 3) {
+                throw Error(ErrorKind::invalid_input,
+                            where + ": expected 'device NODE KIND key=value...'");
+            }
+            std::uint32_t node = parse_node_id(line.positional[1], where);
+            const std::string& kind = line.positional[2];
+            if (kind != "epf-test" && kind != "memory") {
+                throw Error(ErrorKind::invalid_input,
+                            where + ": unknown device kind '" + kind + "' (epf-test or memory)");
+            }
+            cfg.devices[node].push_back(device_spec_text(raw));
         } else {
             throw Error(ErrorKind::invalid_input, where + ": unknown keyword '" + kw + "'");
+        }
+    }
+    for (const auto& [node, specs] : cfg.devices) {
+        if (!cfg.nodes.empty() && !cfg.nodes.count(node)) {
+            throw Error(ErrorKind::invalid_input, origin + ": devices of node " +
+                                                      std::to_string(node) +
+                                                      ", which is not declared");
         }
     }
     for (const auto& l : cfg.links) {

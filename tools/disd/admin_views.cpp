@@ -89,7 +89,14 @@ nlohmann::json Daemon::node_info() const {
                      {"malformed_requests_total", m_malformed},
                      {"clients_dropped_total", m_clients_dropped},
                      {"connections_refused_total", m_connections_refused},
-                     {"accept_errors_total", m_accept_errors}};
+                     {"accept_errors_total", m_accept_errors},
+                     {"devices", m_devices.size()},
+                     {"leases", m_lease_links.size()},
+                     {"borrows_total", m_borrows.load()},
+                     {"returns_total", m_returns.load()},
+                     {"resets_total", m_resets.load()},
+                     {"reset_failures_total", m_reset_failures.load()},
+                     {"faults_total", m_faults.load()}};
     return info;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "dis/fabric_config.hpp"
+#include "lending.hpp"
 #include "wire.hpp"
 
 #include <sys/types.h>
@@ -40,6 +41,13 @@ struct Options {
     std::uint32_t max_uid_objects = 16384;       // all objects of a uid, every kind together
     std::uint32_t max_uid_connections = 256;     // connections of one uid at a time
     std::uint64_t dma_streaming_bytes = 0;       // see engine.cpp; 0: a quarter of the LLC
+    // Device lending (devices.cpp): specs after the config's, the pool's database and policy.
+    std::vector<std::string> devices;              // --device SPEC, repeatable
+    std::optional<std::string> lending_db;         // default <fabric_dir>/node-<id>.lending.sqlite
+    std::optional<std::string> lending_policy;     // TOML; default: allow all
+    std::chrono::milliseconds lease_ttl{10000};    // a borrower that asks for no lease
+    std::chrono::milliseconds reset_timeout{5000}; // a device reset taking longer fails
+    std::chrono::milliseconds command_timeout{2000}; // an epf-test command pending longer: fault
 };
 
 // Kinds of objects a client holds (counted per client and per uid).
@@ -129,6 +137,7 @@ struct Request {
     std::vector<wire::Fd>& fds;  // descriptors that came with it (at most the op's fds_in)
     nlohmann::json& reply;       // "err" is set by the caller
     std::vector<int>& reply_fds; // descriptors of the daemon's objects to send with the reply
+    bool deferred = false;       // the handler replies later (send_deferred); none now
 };
 
 class Daemon {
@@ -159,7 +168,8 @@ private:
     void pause_accepting();
     void resume_accepting();
     void serve_client(int client_id);
-    void dispatch(Client& c, wire::Message& msg, json& reply, std::vector<int>& fds);
+    // Returns false when the handler deferred its reply.
+    bool dispatch(Client& c, wire::Message& msg, json& reply, std::vector<int>& fds);
     void send(Client& c, const json& body, const std::vector<int>& fds = {});
     void send_to(int client_id, const json& body);
     void flush(Client& c);
@@ -216,6 +226,51 @@ private:
     json segments_json() const;
     json links_json() const;
 
+    // Device lending: declaring devices, the pool, its hooks (devices.cpp).
+    void start_lending();
+    void stop_lending();
+    void quiesce_hook(const lending::DeviceInfo& info, const lending::Lease& lease);
+    lending::ResetOutcome reset_hook(const lending::DeviceInfo& info,
+                                     std::chrono::milliseconds timeout);
+    LentDevice* lent_device(lending::Fdid fdid) const;
+    lending::DeviceView device_view(const lending::DeviceStatus& status) const;
+    std::string admin_actor(const Client& c, const json& body) const;
+    // The wire ops (lending.cpp).
+    void op_dev_list(Request& r);
+    void op_dev_show(Request& r);
+    void op_dev_borrow(Request& r);
+    void op_dev_renew(Request& r);
+    void op_dev_return(Request& r);
+    void op_dev_reclaim(Request& r);
+    void op_dev_reset(Request& r);
+    void op_dev_availability(Request& r);
+    void op_dev_history(Request& r);
+    void borrow_join(Request& r);
+    json borrow_reply(const lending::Lease& lease, int client);
+    // Runs `job` on a lending worker; what it returns (or throws) is the reply.
+    void defer(Request& r, std::function<json()> job);
+    void send_deferred(int client_id, const json& seq, json reply,
+                       const std::vector<int>& fds = {});
+    void run_posted();
+    void lending_tick();
+    void check_waits();
+    // A lease's device access ended (quiesced): tell its connections, forget its records.
+    void lease_gone(std::int64_t lease_id, const std::string& reason, int skip_client);
+    void release_client_leases(int client_id);
+    LeaseLink& lease_of(const Client& c, const json& body);
+    void update_polled(lending::Fdid fdid);
+    void device_irq(lending::Fdid fdid, int type, int number);
+    void device_fault(lending::Fdid fdid, const std::string& reason);
+    // Device segments and IO mappings (device_segments.cpp).
+    void op_dev_connect(Request& r);
+    void op_dev_disconnect(Request& r);
+    void op_dev_map(Request& r);
+    void op_dev_unmap(Request& r);
+    void drop_device_access(std::int64_t lease_id, int client_id);
+    // The device engine (device_engine.cpp).
+    void device_engine_main();
+    void wake_device_engine();
+
     // DMA engine (engine.cpp).
     void engine_main();
     void wake_engine();
@@ -257,6 +312,30 @@ private:
     std::atomic<bool> m_engine_stop{false};
     std::thread m_engine;
 
+    // Device lending. m_devices is fixed once start_lending() has run (threads read it).
+    std::map<std::uint32_t, std::unique_ptr<LentDevice>> m_devices; // by fdid value
+    std::vector<std::uint32_t> m_device_order;                      // fdids as declared
+    std::shared_ptr<lending::DeviceControl> m_device_control;
+    std::unique_ptr<lending::Pool> m_pool;      // main loop: borrows, renewals, reads
+    std::unique_ptr<lending::Pool> m_pool_work; // workers: releases, resets, ticks, history
+    std::unique_ptr<LendingWorker> m_worker;
+    wire::Fd m_tick_timer;
+    bool m_tick_running = false;
+    std::map<std::int64_t, LeaseLink> m_lease_links;
+    std::map<std::uint32_t, DevSegment> m_dev_segments;                       // by segment handle
+    std::map<std::pair<std::uint32_t, std::uint64_t>, DevMapping> m_dev_maps; // (fdid, io_addr)
+    std::uint32_t m_next_dev_segment = 1;
+    std::vector<PendingWait> m_waits;
+    std::mutex m_dev_engine_mu;
+    std::condition_variable m_dev_engine_cv;
+    bool m_dev_engine_stop = false;
+    std::thread m_dev_engine;
+    std::atomic<std::uint64_t> m_borrows{0};
+    std::atomic<std::uint64_t> m_returns{0};
+    std::atomic<std::uint64_t> m_resets{0};
+    std::atomic<std::uint64_t> m_reset_failures{0};
+    std::atomic<std::uint64_t> m_faults{0};
+
     // Counters (Prometheus-style names in node_info).
     std::atomic<std::uint64_t> m_dma_bytes{0};
     std::atomic<std::uint64_t> m_dma_transfers{0};
@@ -273,6 +352,7 @@ private:
 struct Refused {
     int code;
     std::string why;
+    nlohmann::json extra = nlohmann::json::object(); // more reply fields ("refusal", "state")
 };
 
 [[noreturn]] inline void refuse(int code, const std::string& why) {

@@ -84,6 +84,30 @@ int main(int argc, char** argv) {
                    "DMA transfers of at least this many bytes bypass the CPU caches "
                    "(default: a quarter of the last-level cache)")
         ->check(whole_number(true));
+    app.add_option("--device", opts.devices,
+                   "A lendable device, as in the config's device line after NODE "
+                   "(\"epf-test name=ep0 reset_ms=5\"); repeatable")
+        ->type_name("SPEC");
+    std::string lending_db;
+    std::string lending_policy;
+    std::uint64_t lease_ttl = 10000;
+    std::uint64_t reset_timeout = 5000;
+    std::uint64_t command_timeout = 2000;
+    app.add_option("--lending-db", lending_db,
+                   "The device pool's SQLite database (default FABRIC/node-ID.lending.sqlite)");
+    app.add_option("--lending-policy", lending_policy,
+                   "The lending policy (TOML, dis-tool-lending-policy(5); default: allow all)");
+    app.add_option("--lease-ttl", lease_ttl,
+                   "Lease of a borrower that asks for none, in ms (default 10000; cut to the "
+                   "policy's maximum)")
+        ->check(whole_number(true));
+    app.add_option("--reset-timeout", reset_timeout,
+                   "A device reset taking longer fails and quarantines it, in ms (default 5000)")
+        ->check(whole_number(true));
+    app.add_option("--command-timeout", command_timeout,
+                   "An epf-test command pending longer means the device stopped responding, in "
+                   "ms (default 2000)")
+        ->check(whole_number(true));
     app.add_flag("-v,--verbose", opts.verbose, "Log events to stderr");
     try {
         app.parse(argc, argv);
@@ -106,6 +130,15 @@ int main(int argc, char** argv) {
         if (!config.empty()) {
             opts.config_path = config;
         }
+        if (!lending_db.empty()) {
+            opts.lending_db = lending_db;
+        }
+        if (!lending_policy.empty()) {
+            opts.lending_policy = lending_policy;
+        }
+        opts.lease_ttl = std::chrono::milliseconds(lease_ttl);
+        opts.reset_timeout = std::chrono::milliseconds(reset_timeout);
+        opts.command_timeout = std::chrono::milliseconds(command_timeout);
         dis::disd::Daemon daemon(opts);
         daemon.start();
         daemon.run();

@@ -71,6 +71,21 @@ const Daemon::Op* Daemon::find_op(std::string_view name) {
         {"segments", &Daemon::op_segments, true, 0},
         {"links", &Daemon::op_links, true, 0},
         {"shutdown", &Daemon::op_shutdown, true, 0},
+        // Device lending (lending.cpp, device_segments.cpp).
+        {"dev_list", &Daemon::op_dev_list, true, 0},
+        {"dev_show", &Daemon::op_dev_show, true, 0},
+        {"dev_borrow", &Daemon::op_dev_borrow, true, 0},
+        {"dev_renew", &Daemon::op_dev_renew, true, 0},
+        {"dev_return", &Daemon::op_dev_return, true, 0},
+        {"dev_reclaim", &Daemon::op_dev_reclaim, true, 0},
+        {"dev_reset", &Daemon::op_dev_reset, true, 0},
+        {"dev_available", &Daemon::op_dev_availability, true, 0},
+        {"dev_unavailable", &Daemon::op_dev_availability, true, 0},
+        {"dev_history", &Daemon::op_dev_history, true, 0},
+        {"dev_connect", &Daemon::op_dev_connect, true, 0},
+        {"dev_disconnect", &Daemon::op_dev_disconnect, true, 0},
+        {"dev_map", &Daemon::op_dev_map, true, 1},
+        {"dev_unmap", &Daemon::op_dev_unmap, true, 0},
     };
     for (const auto& op : k_ops) {
         if (op.name == name) {
@@ -80,7 +95,7 @@ const Daemon::Op* Daemon::find_op(std::string_view name) {
     return nullptr;
 }
 
-void Daemon::dispatch(Client& c, wire::Message& msg, json& reply, std::vector<int>& fds) {
+bool Daemon::dispatch(Client& c, wire::Message& msg, json& reply, std::vector<int>& fds) {
     std::string name = wire::get_str(msg.body, "op", 64);
     const Op* op = find_op(name);
     if (op == nullptr) {
@@ -98,6 +113,7 @@ void Daemon::dispatch(Client& c, wire::Message& msg, json& reply, std::vector<in
     }
     Request r{c, msg.body, msg.fds, reply, fds};
     (this->*(op->handler))(r);
+    return !r.deferred;
 }
 
 void Daemon::charge(Client& c, Obj kind, std::uint64_t bytes) {

@@ -29,6 +29,8 @@ namespace {
 constexpr std::uint64_t k_tag_listen = UINT64_MAX;
 constexpr std::uint64_t k_tag_signal = UINT64_MAX - 1;
 constexpr std::uint64_t k_tag_accept_timer = UINT64_MAX - 2;
+constexpr std::uint64_t k_tag_lending_post = UINT64_MAX - 3; // results of the lending workers
+constexpr std::uint64_t k_tag_lending_tick = UINT64_MAX - 4; // the 250 ms lease clock
 
 // After accept() ran out of descriptors with no reserve left: try again this much later.
 constexpr long k_accept_retry_ms = 100;
@@ -48,6 +50,7 @@ Daemon::Daemon(Options opts)
                                                         : default_streaming_bytes()) {}
 
 Daemon::~Daemon() {
+    stop_lending();
     m_engine_stop = true;
     if (m_doorbell != nullptr) {
         m_doorbell->seq.fetch_add(1);
@@ -172,6 +175,10 @@ void Daemon::start() {
     m_doorbell = new (m_doorbell_map.get()) wire::DmaDoorbell{};
     m_started = std::chrono::steady_clock::now();
     m_engine = std::thread([this] { engine_main(); });
+    // After the probe above: a second daemon of this node must not recover the first's pool.
+    start_lending();
+    epoll_set(m_epoll.get(), EPOLL_CTL_ADD, m_worker->event_fd(), EPOLLIN, k_tag_lending_post);
+    epoll_set(m_epoll.get(), EPOLL_CTL_ADD, m_tick_timer.get(), EPOLLIN, k_tag_lending_tick);
     log("listening on " + m_socket_path);
 }
 
@@ -195,6 +202,12 @@ void Daemon::run() {
                     log("signal " + std::to_string(si.ssi_signo) + ", shutting down");
                     m_stop = true;
                 }
+            } else if (ev.data.u64 == k_tag_lending_post) {
+                run_posted();
+            } else if (ev.data.u64 == k_tag_lending_tick) {
+                std::uint64_t expirations = 0;
+                [[maybe_unused]] auto r = ::read(m_tick_timer.get(), &expirations, 8);
+                lending_tick();
             } else if (ev.data.u64 == k_tag_accept_timer) {
                 std::uint64_t expirations = 0;
                 [[maybe_unused]] auto r = ::read(m_accept_timer.get(), &expirations, 8);
@@ -336,13 +349,16 @@ void Daemon::serve_client(int client_id) {
             reply["seq"] = msg.body["seq"];
         }
         try {
-            dispatch(c, msg, reply, fds);
+            if (!dispatch(c, msg, reply, fds)) {
+                return; // the handler replies later
+            }
             if (!reply.contains("err")) {
                 reply["err"] = SCI_ERR_OK;
             }
         } catch (const Refused& r) {
             reply["err"] = r.code;
             reply["message"] = r.why;
+            reply.update(r.extra);
             fds.clear();
         } catch (const wire::WireError& e) {
             ++m_malformed;
@@ -471,6 +487,7 @@ void Daemon::drop_client(int client_id) {
     release_client_segments(client_id);
     release_client_interrupts(client_id);
     release_client_dma(client_id);
+    release_client_leases(client_id);
     wake_engine();
     // Whatever it still held is released from its uid's account with it.
     Client& c = it->second;

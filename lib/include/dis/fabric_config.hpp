@@ -1,5 +1,6 @@
 // The software fabric's optional config file (format in disd(8)): which nodes exist, their
-// names and adapters, and the links (width, speed, state) and topology the daemons report.
+// names and adapters, the links (width, speed, state) and topology the daemons report, and
+// the devices each node lends.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,9 @@ struct FabricConfig {
     std::string default_speed = "8GT/s";
     std::map<std::uint32_t, ConfigNode> nodes; // empty: every node with a socket is a member
     std::vector<ConfigLink> links;             // empty: every pair of members is linked
+    // Lendable devices per node, in declaration order: the text after NODE of each `device`
+    // line, exactly what dis::endpoint::parse_device_spec() takes ("epf-test name=ep0 ...").
+    std::map<std::uint32_t, std::vector<std::string>> devices;
 
     const ConfigNode* node(std::uint32_t id) const;
     // The links of `node_id` to `peers` (explicit links, or a full mesh when none are given).

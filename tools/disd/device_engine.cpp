@@ -1,0 +1,103 @@
+// disd's device engine: one thread that executes the epf-test commands of every borrowed
+// epf-test device (Device::poll: its "DMA engine" copies through the device's IO space).
+// Latency when busy, no CPU when idle: it spins (with `pause`) while a command came in during
+// the last 2 ms, else polls every 1 ms, and with no borrowed epf-test device it sleeps on a
+// condition variable. It also watches for commands left pending past --command-timeout (a
+// device that stopped responding): that device is quarantined and its borrowers told.
+#include "daemon.hpp"
+
+#include "dis/lending_model.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace dis::disd {
+
+namespace {
+
+constexpr auto k_spin_window = std::chrono::milliseconds(2);
+constexpr auto k_idle_poll = std::chrono::milliseconds(1);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+} // namespace
+
+void Daemon::wake_device_engine() {
+    { std::lock_guard lock(m_dev_engine_mu); }
+    m_dev_engine_cv.notify_all();
+}
+
+void Daemon::device_engine_main() {
+    using clock = std::chrono::steady_clock;
+    std::vector<LentDevice*> epf;
+    for (auto fdid : m_device_order) {
+        LentDevice* d = m_devices.at(fdid).get();
+        if (d->kind == "epf-test") {
+            epf.push_back(d);
+        }
+    }
+    auto last_work = clock::now() - k_spin_window;
+    for (;;) {
+        bool any = false;
+        bool worked = false;
+        auto now = clock::now();
+        for (LentDevice* d : epf) {
+            if (!d->polled.load(std::memory_order_acquire)) {
+                continue;
+            }
+            any = true;
+            lending::Fdid fdid = d->fdid;
+            worked |= d->dev->poll([this, fdid](int type, int number) {
+                if (m_worker) {
+                    m_worker->post([this, fdid, type, number] { device_irq(fdid, type, number); });
+                }
+            });
+            auto since = d->dev->command_pending_since();
+            if (since && now - *since > m_opts.command_timeout && !d->faulted.exchange(true)) {
+                d->polled = false;
+                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - *since);
+                std::string why =
+                    "command 0x" +
+                    [&] {
+                        char buf[16];
+                        std::snprintf(buf, sizeof buf, "%x",
+                                      d->dev->read_register(endpoint::epf::k_command));
+                        return std::string(buf);
+                    }() +
+                    " pending for " + std::to_string(ms.count()) + " ms (--command-timeout " +
+                    std::to_string(m_opts.command_timeout.count()) + " ms)";
+                m_worker->post([this, fdid, why] { device_fault(fdid, why); });
+            }
+        }
+        if (worked) {
+            last_work = clock::now();
+        }
+        std::unique_lock lock(m_dev_engine_mu);
+        if (m_dev_engine_stop) {
+            return;
+        }
+        if (!any) {
+            m_dev_engine_cv.wait(lock, [&] {
+                return m_dev_engine_stop || std::any_of(epf.begin(), epf.end(), [](LentDevice* d) {
+                           return d->polled.load(std::memory_order_acquire);
+                       });
+            });
+            continue;
+        }
+        if (clock::now() - last_work < k_spin_window) {
+            lock.unlock();
+            for (int i = 0; i < 64; ++i) {
+                cpu_relax();
+            }
+        } else {
+            m_dev_engine_cv.wait_for(lock, k_idle_poll, [&] { return m_dev_engine_stop; });
+        }
+    }
+}
+
+} // namespace dis::disd

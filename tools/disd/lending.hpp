@@ -1,0 +1,122 @@
+// disd's device lending (internal): the devices this node lends, the threads that serve them
+// and the main loop's records of who holds what. Threads: the main loop (requests, the lease
+// records below), the lending workers (slow pool operations: release, reclaim, reset, tick;
+// the pool's device hooks run there) and the device engine (epf-test commands). Workers and
+// the engine hand results back to the main loop through LendingWorker::post (an eventfd).
+#pragma once
+
+#include "dis/endpoint.hpp"
+#include "dis/lending.hpp"
+#include "dis/lending_model.hpp"
+#include "wire.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dis::disd {
+
+// One lendable function (a PF or one of its VFs) and what the daemon's threads share of it.
+struct LentDevice {
+    lending::Fdid fdid;
+    std::optional<lending::Fdid> physfn;
+    std::string kind; // "epf-test" or "memory"
+    lending::DeviceInfo info;
+    std::unique_ptr<endpoint::Device> dev;
+    // Guards the device itself: the engine's poll, the IO space, reset. The engine only
+    // try_locks it, so a device in a long reset never stalls the others.
+    std::mutex mu;
+    std::map<std::uint64_t, std::int64_t> io_leases; // io_addr -> lease id (under mu)
+    std::atomic<bool> polled{false};    // borrowed: the engine polls it (epf-test only)
+    std::atomic<bool> resetting{false}; // a reset is running (dev_map refuses)
+    std::atomic<bool> faulted{false};   // stopped responding; polled no more until a reset
+    // Engine thread only: since when a command has been pending.
+    std::optional<std::chrono::steady_clock::time_point> pending_since;
+};
+
+// A lease as the main loop sees it: the connection holding it and those joined to it.
+struct LeaseLink {
+    std::int64_t lease_id = 0;
+    lending::Fdid fdid;
+    int holder = 0; // client id; 0 once the holder's connection is gone
+    std::set<int> joined;
+    std::string token; // hands the lease's access to another process (dev_borrow "join")
+};
+
+// A device segment a lease's connection connected (dev_connect).
+struct DevSegment {
+    std::uint32_t id = 0;
+    lending::Fdid fdid;
+    std::int64_t lease_id = 0;
+    int client = 0;
+    std::string memtype;      // "bar", "private", "shared"
+    std::uint32_t number = 0; // the BAR, or the shared segment's id
+    std::uint64_t size = 0;
+    wire::Fd memfd;       // private and shared memory (a BAR's is the device's)
+    bool charged = false; // memory counted against the client
+};
+
+// Borrower memory mapped for a device (dev_map), as the main loop accounts it.
+struct DevMapping {
+    lending::Fdid fdid;
+    std::int64_t lease_id = 0;
+    int client = 0;
+    std::uint64_t bytes = 0;
+};
+
+// A dev_borrow with wait_ms whose reply waits for the hand-over.
+struct PendingWait {
+    int client = 0;
+    nlohmann::json seq;
+    lending::WaitTicket ticket = 0;
+    lending::Fdid fdid;
+};
+
+// A few threads for slow pool operations, and the way back to the main loop.
+class LendingWorker {
+public:
+    explicit LendingWorker(int threads);
+    ~LendingWorker(); // finishes the queued jobs, then joins
+    LendingWorker(const LendingWorker&) = delete;
+    LendingWorker& operator=(const LendingWorker&) = delete;
+
+    void submit(std::function<void()> job);
+    // Any thread: runs `fn` on the main loop (which polls event_fd()).
+    void post(std::function<void()> fn);
+    int event_fd() const { return m_efd.get(); }
+    // Main loop: everything posted so far, in order.
+    std::vector<std::function<void()>> take_posted();
+
+private:
+    void run();
+
+    std::mutex m_mu;
+    std::condition_variable m_cv;
+    std::deque<std::function<void()>> m_jobs;
+    bool m_stop = false;
+    std::vector<std::thread> m_threads;
+    std::mutex m_post_mu;
+    std::vector<std::function<void()>> m_posted;
+    wire::Fd m_efd;
+};
+
+// The reason the current worker job's quiesce hook gives borrowers (dev_lost), and the
+// client that asked for it itself (told nothing).
+struct LostContext {
+    std::string reason;
+    int skip_client = 0;
+};
+LostContext& lost_context(); // thread-local
+
+} // namespace dis::disd
