@@ -1,6 +1,7 @@
 // The SISCI RAII layer of libdis (sci.hpp) and its one error table.
 #include "sci.hpp"
 
+#include <cstring>
 #include <ctime>
 
 namespace dis::sci {
@@ -308,6 +309,152 @@ void RemoteDataInterrupt::trigger(const void* data, unsigned int length) {
     sci_error_t err = SCI_ERR_OK;
     SCITriggerDataInterrupt(m_intr, const_cast<void*>(data), length, SCI_NO_FLAGS, &err);
     check(err, "SCITriggerDataInterrupt");
+}
+
+// ---- SmartIO devices -----------------------------------------------------------------------
+
+namespace {
+
+std::string fdid_text(std::uint32_t fdid) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%x", fdid);
+    return hex;
+}
+
+} // namespace
+
+DeviceInfo device_info(std::uint32_t fdid) {
+    sci_smartio_device_info_t info{};
+    sci_smartio_query_device_t query{};
+    query.subcommand = SCI_Q_DEVICE_INFO;
+    query.fdid = fdid;
+    query.data = &info;
+    sci_error_t err = SCI_ERR_OK;
+    SCIQuery(SCI_Q_DEVICE, &query, SCI_NO_FLAGS, &err);
+    check(err, ("SCIQuery(SCI_Q_DEVICE_INFO, fdid " + fdid_text(fdid) + ")").c_str());
+    DeviceInfo d;
+    d.fdid = info.fdid;
+    d.node_id = info.nodeid;
+    d.vendor_id = info.pci_vendor_id;
+    d.device_id = info.pci_device_id;
+    d.class_code = info.pci_class;
+    d.num_bars = info.num_bars;
+    d.name.assign(info.user_name, strnlen(info.user_name, sizeof info.user_name));
+    return d;
+}
+
+std::vector<std::uint32_t> device_list(sci_desc_t sd, const sci_smartio_device_info_t* filter) {
+    std::vector<unsigned int> raw(64);
+    for (;;) {
+        sci_error_t err = SCI_ERR_OK;
+        size_t n = SCIGetDeviceList(sd, raw.data(), raw.size(), filter, SCI_NO_FLAGS, &err);
+        check(err, "SCIGetDeviceList");
+        if (n <= raw.size()) {
+            return {raw.begin(), raw.begin() + static_cast<std::ptrdiff_t>(n)};
+        }
+        raw.resize(n); // more than fit: ask again with room for all
+    }
+}
+
+Device::Device(sci_desc_t sd, std::uint32_t fdid, bool exclusive) : m_fdid(fdid) {
+    sci_error_t err = SCI_ERR_OK;
+    SCIBorrowDevice(sd, &m_device, fdid, exclusive ? SCI_FLAG_EXCLUSIVE : SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIBorrowDevice(fdid " + fdid_text(fdid) + ")", err);
+}
+
+Device::~Device() {
+    sci_error_t err = SCI_ERR_OK;
+    SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
+}
+
+void Device::release_exclusive() {
+    sci_error_t err = SCI_ERR_OK;
+    SCIReleaseExclusiveBorrow(m_device, SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIReleaseExclusiveBorrow(fdid " + fdid_text(m_fdid) + ")", err);
+}
+
+std::optional<Device::Interrupt> Device::wait_interrupt(std::chrono::milliseconds timeout) {
+#ifdef SCI_DIS_DEVICE_IRQ_INTX
+    Interrupt irq{0, 0};
+    sci_error_t err = SCI_ERR_OK;
+    SCIDisWaitForDeviceInterrupt(m_device, &irq.type, &irq.number, timeout_ms(timeout),
+                                 SCI_NO_FLAGS, &err);
+    if (err == SCI_ERR_TIMEOUT)
+        return std::nullopt;
+    if (err != SCI_ERR_OK)
+        throw_error("SCIDisWaitForDeviceInterrupt(fdid " + fdid_text(m_fdid) + ")", err);
+    return irq;
+#else
+    (void)timeout;
+    throw Error(ErrorKind::invalid_input, "device interrupts need dis-tool's libsisci");
+#endif
+}
+
+DeviceSegment::DeviceSegment(const Device& device, unsigned int memtype, std::uint32_t id) {
+    connect(device, memtype, id);
+}
+
+DeviceSegment::DeviceSegment(const Device& device, unsigned int memtype, std::uint32_t id,
+                             std::size_t size, unsigned int hints) {
+    sci_error_t err = SCI_ERR_OK;
+    SCICreateDeviceSegment(device.handle(), id, size, memtype, hints, SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCICreateDeviceSegment(fdid " + fdid_text(device.fdid()) + ")", err);
+    connect(device, memtype, id);
+}
+
+void DeviceSegment::connect(const Device& device, unsigned int memtype, std::uint32_t id) {
+    sci_error_t err = SCI_ERR_OK;
+    SCIConnectDeviceSegment(device.handle(), &m_segment, id, memtype, nullptr, nullptr,
+                            SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIConnectDeviceSegment(fdid " + fdid_text(device.fdid()) + ", " +
+                        (memtype == SCI_MEMTYPE_BAR ? "BAR " : "segment ") + std::to_string(id) +
+                        ")",
+                    err);
+    m_size = SCIGetRemoteSegmentSize(m_segment);
+    unsigned int flags = memtype == SCI_MEMTYPE_BAR ? SCI_FLAG_IO_MAP_IOSPACE : SCI_NO_FLAGS;
+    volatile void* addr = SCIMapRemoteSegment(m_segment, &m_map, 0, m_size, nullptr, flags, &err);
+    if (err != SCI_ERR_OK) {
+        sci_error_t ignored;
+        SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &ignored);
+        throw_error("SCIMapRemoteSegment(device segment)", err);
+    }
+    m_addr = static_cast<volatile unsigned char*>(addr);
+}
+
+DeviceSegment::~DeviceSegment() {
+    sci_error_t err = SCI_ERR_OK;
+    SCIUnmapSegment(m_map, SCI_NO_FLAGS, &err);
+    SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &err);
+}
+
+DeviceMapping::DeviceMapping(const Device& device, sci_local_segment_t segment, std::size_t offset,
+                             std::size_t size)
+    : m_device(device.handle()), m_local(segment) {
+    sci_error_t err = SCI_ERR_OK;
+    SCIMapLocalSegmentForDevice(segment, 0, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIMapLocalSegmentForDevice(fdid " + fdid_text(device.fdid()) + ")", err);
+}
+
+DeviceMapping::DeviceMapping(const Device& device, sci_remote_segment_t segment, std::size_t offset,
+                             std::size_t size)
+    : m_device(device.handle()), m_remote(segment) {
+    sci_error_t err = SCI_ERR_OK;
+    SCIMapRemoteSegmentForDevice(segment, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS, &err);
+    if (err != SCI_ERR_OK)
+        throw_error("SCIMapRemoteSegmentForDevice(fdid " + fdid_text(device.fdid()) + ")", err);
+}
+
+DeviceMapping::~DeviceMapping() {
+    sci_error_t err = SCI_ERR_OK;
+    if (m_local != nullptr)
+        SCIUnmapLocalSegmentForDevice(m_local, 0, m_device, SCI_NO_FLAGS, &err);
+    else
+        SCIUnmapRemoteSegmentForDevice(m_remote, m_device, SCI_NO_FLAGS, &err);
 }
 
 } // namespace dis::sci

@@ -13,8 +13,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace dis::sci {
 
@@ -224,6 +226,97 @@ public:
 
 private:
     sci_remote_data_interrupt_t m_intr = nullptr;
+};
+
+// ---- SmartIO devices -----------------------------------------------------------------------
+// Declare a Device before its DeviceSegments and DeviceMappings: they go first (reverse
+// order), as SCIReturnDevice requires.
+
+// What SCIQuery(SCI_Q_DEVICE_INFO) says about a device (it need not be borrowed).
+struct DeviceInfo {
+    std::uint32_t fdid = 0;
+    std::uint32_t node_id = 0; // the lender
+    std::uint32_t vendor_id = 0;
+    std::uint32_t device_id = 0;
+    std::uint32_t class_code = 0;
+    std::uint32_t num_bars = 0;
+    std::string name;
+};
+DeviceInfo device_info(std::uint32_t fdid);
+// SCIGetDeviceList: the fdids of every reachable lender's devices (filter: NULL for all).
+std::vector<std::uint32_t> device_list(sci_desc_t sd,
+                                       const sci_smartio_device_info_t* filter = nullptr);
+
+// A borrowed device (SCIBorrowDevice / SCIReturnDevice): shared, or exclusive.
+class Device {
+public:
+    Device(sci_desc_t sd, std::uint32_t fdid, bool exclusive);
+    ~Device();
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+    sci_smartio_device_t handle() const { return m_device; }
+    std::uint32_t fdid() const { return m_fdid; }
+    // SCIReleaseExclusiveBorrow: the borrow becomes shared.
+    void release_exclusive();
+    struct Interrupt {
+        unsigned int type;   // SCI_DIS_DEVICE_IRQ_INTX/MSI/MSIX
+        unsigned int number; // its vector
+    };
+    // The next interrupt the device raised, waiting up to `timeout`; nullopt on timeout.
+    // (dis-specific: SCIDisWaitForDeviceInterrupt; a vendor SISCI has no such call.)
+    std::optional<Interrupt> wait_interrupt(std::chrono::milliseconds timeout);
+
+private:
+    sci_smartio_device_t m_device = nullptr;
+    std::uint32_t m_fdid;
+};
+
+// A connected and mapped device segment: a BAR (SCI_MEMTYPE_BAR, id = BAR number, mapped with
+// SCI_FLAG_IO_MAP_IOSPACE) or device memory (SCI_MEMTYPE_PRIVATE/SHARED), which the second
+// constructor makes first (SCICreateDeviceSegment with `hints`, SCI_MEMACCESS_*).
+class DeviceSegment {
+public:
+    DeviceSegment(const Device& device, unsigned int memtype, std::uint32_t id);
+    DeviceSegment(const Device& device, unsigned int memtype, std::uint32_t id, std::size_t size,
+                  unsigned int hints);
+    ~DeviceSegment();
+    DeviceSegment(const DeviceSegment&) = delete;
+    DeviceSegment& operator=(const DeviceSegment&) = delete;
+    sci_remote_segment_t handle() const { return m_segment; }
+    sci_map_t map() const { return m_map; }
+    volatile unsigned char* bytes() const { return m_addr; }
+    // 32-bit registers at byte offset `offset` (a BAR's register file).
+    volatile std::uint32_t* reg(std::size_t offset) const {
+        return reinterpret_cast<volatile std::uint32_t*>(m_addr + offset);
+    }
+    std::size_t size() const { return m_size; }
+
+private:
+    void connect(const Device& device, unsigned int memtype, std::uint32_t id);
+    sci_remote_segment_t m_segment = nullptr;
+    sci_map_t m_map = nullptr;
+    volatile unsigned char* m_addr = nullptr;
+    std::size_t m_size = 0;
+};
+
+// A segment mapped for a device's DMA (SCIMap{Local,Remote}SegmentForDevice): io_addr() is the
+// address the device uses. size 0: from offset to the segment's end.
+class DeviceMapping {
+public:
+    DeviceMapping(const Device& device, sci_local_segment_t segment, std::size_t offset = 0,
+                  std::size_t size = 0);
+    DeviceMapping(const Device& device, sci_remote_segment_t segment, std::size_t offset = 0,
+                  std::size_t size = 0);
+    ~DeviceMapping();
+    DeviceMapping(const DeviceMapping&) = delete;
+    DeviceMapping& operator=(const DeviceMapping&) = delete;
+    sci_ioaddr_t io_addr() const { return m_io_addr; }
+
+private:
+    sci_smartio_device_t m_device;
+    sci_local_segment_t m_local = nullptr;
+    sci_remote_segment_t m_remote = nullptr;
+    sci_ioaddr_t m_io_addr = 0;
 };
 
 } // namespace dis::sci

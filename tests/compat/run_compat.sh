@@ -1,6 +1,7 @@
 #!/bin/sh
 # run_compat.sh DISD PROGRAM [ARGS...]: runs PROGRAM on a fresh 2-node software fabric (nodes
-# 4 "alpha" and 8 "beta", one link) in a temporary directory; its exit status is PROGRAM's.
+# 4 "alpha" and 8 "beta", one link, plus $COMPAT_CONF_EXTRA) in a temporary directory; its
+# exit status is PROGRAM's.
 set -u
 disd=$1
 shift
@@ -17,6 +18,10 @@ node 4 name=alpha
 node 8 name=beta
 link 4 8
 CONF
+# Extra config lines ('|' between lines), e.g. the devices a lender declares.
+if [ -n "${COMPAT_CONF_EXTRA:-}" ]; then
+    printf '%s\n' "$COMPAT_CONF_EXTRA" | tr '|' '\n' >> "$dir/fabric.conf"
+fi
 for n in 4 8; do
     "$disd" --verbose --node-id "$n" --fabric "$dir" --config "$dir/fabric.conf" \
         2>"$dir/disd-$n.log" &

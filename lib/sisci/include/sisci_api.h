@@ -73,8 +73,9 @@ extern "C" {
 #define SCI_FLAG_FIXED_MAP_ADDR 0x00000001u /* V: map at the given address */
 #define SCI_FLAG_READONLY_MAP 0x00000002u   /* V: map without write access */
 #define SCI_FLAG_LOCK_OPERATION 0x00000004u /* V */
-#define SCI_FLAG_IO_MAP_IOSPACE 0x00000080u /* V: uncached (device) map; see SCIMapRemoteSegment   \
-                                             */
+#define SCI_FLAG_IO_MAP_IOSPACE                                                                    \
+    0x00000080u /* V: uncached (device) map; see SCIMapRemoteSegment                               \
+                 */
 #define SCI_FLAG_NO_MEMORY_LOOPBACK 0x00000800u /* V */
 #define SCI_FLAG_SHARED_MAP 0x00002000u         /* V */
 /* SCICreateInterrupt, SCICreateDataInterrupt */
@@ -129,10 +130,11 @@ extern "C" {
 #define SCI_MEMACCESS_MULTIHOST_WRITE (0x00000010u | SCI_MEMACCESS_HOST_WRITE)
 #define SCI_MEMACCESS_P2P_READ (0x00000020u | SCI_MEMACCESS_DEVICE_READ)
 #define SCI_MEMACCESS_P2P_WRITE (0x00000020u | SCI_MEMACCESS_DEVICE_WRITE)
-/* dis-specific, SCIDisWaitForDeviceInterrupt: the interrupt kinds (*type), as pcitest's. */
-#define SCI_DIS_DEVICE_IRQ_INTX 1u
-#define SCI_DIS_DEVICE_IRQ_MSI 2u
-#define SCI_DIS_DEVICE_IRQ_MSIX 3u
+/* dis-specific, SCIDisWaitForDeviceInterrupt: the interrupt kinds (*type), the values of
+ * pci-epf-test's IRQ_TYPE register and of pcitest's PCITEST_IRQ_TYPE_*. */
+#define SCI_DIS_DEVICE_IRQ_INTX 0u
+#define SCI_DIS_DEVICE_IRQ_MSI 1u
+#define SCI_DIS_DEVICE_IRQ_MSIX 2u
 
 /* ---- SCIQuery commands ------------------------------------------------------------------ */
 #define SCI_Q_VENDORID 1u /* sci_query_string_t */
@@ -336,8 +338,7 @@ void SCIBorrowDevice(sci_desc_t sd, sci_smartio_device_t* device, unsigned int f
  * mapped for the device; after the device was lost it only frees the handle. */
 void SCIReturnDevice(sci_smartio_device_t device, unsigned int flags, sci_error_t* error);
 /* An exclusive borrow becomes a shared one (others may then borrow the device too). */
-void SCIReleaseExclusiveBorrow(sci_smartio_device_t device, unsigned int flags,
-                               sci_error_t* error);
+void SCIReleaseExclusiveBorrow(sci_smartio_device_t device, unsigned int flags, sci_error_t* error);
 /* The fdid of a borrowed device (0 for an invalid handle). */
 unsigned int SCIGetFabricDeviceId(sci_smartio_device_t device);
 /* Connects a device segment: a BAR (SCI_MEMTYPE_BAR, segmentId = BAR number), or a segment
@@ -384,8 +385,8 @@ void SCIUnregisterPCIeRequester(sci_desc_t sd, unsigned int localAdapterNo, unsi
  * device raised (*type SCI_DIS_DEVICE_IRQ_*, *number its vector). SCI_ERR_TIMEOUT when none
  * came, SCI_ERR_NOT_AVAILABLE once the device was lost. */
 void SCIDisWaitForDeviceInterrupt(sci_smartio_device_t device, unsigned int* type,
-                                  unsigned int* number, unsigned int timeout,
-                                  unsigned int flags, sci_error_t* error);
+                                  unsigned int* number, unsigned int timeout, unsigned int flags,
+                                  sci_error_t* error);
 
 #ifdef __cplusplus
 }
