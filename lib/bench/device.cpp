@@ -8,6 +8,7 @@
 
 #include "dis/lending_fdid.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -37,6 +38,11 @@ constexpr std::uint32_t k_status_src_invalid = 1u << 7;
 constexpr std::uint32_t k_status_dst_invalid = 1u << 8;
 constexpr std::uint32_t k_flag_use_dma = 1u << 0;
 constexpr std::uint32_t k_irq_type_msi = 1; // pci_endpoint_test's IRQ_TYPE_MSI
+
+// STATUS reads with `pause` before the waiter starts yielding its CPU between reads (a few
+// microseconds: a COPY that is still running then, or whose engine has not seen it yet, may be
+// waiting for this CPU on a loaded host).
+constexpr unsigned k_spins_before_yield = 2000;
 
 // Local segments of device-copy: 0xD15E0000 | pid bits | src/dst.
 constexpr std::uint32_t k_copy_segment_base = 0xD15E0000u;
@@ -158,8 +164,8 @@ constexpr const char* k_cycle_wait =
     "each call waits for the lender's reply, sleeping in the kernel; a borrow that finds the "
     "device still resetting is retried at once";
 constexpr const char* k_copy_wait =
-    "spins (pause) on the STATUS register until COPY_SUCCESS or COPY_FAIL; the device's "
-    "interrupt is not waited for";
+    "spins on the STATUS register until COPY_SUCCESS or COPY_FAIL (pause, then sched_yield "
+    "between reads after a few microseconds); the device's interrupt is not waited for";
 
 } // namespace
 
@@ -249,6 +255,9 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
                 if (status & (k_status_copy_success | k_status_copy_fail))
                     break;
                 _mm_pause();
+                // Past a few microseconds the device's engine may need this CPU: yield it.
+                if (spins > k_spins_before_yield)
+                    sched_yield();
                 if (spins % 4096 == 0 && Clock::now() > deadline)
                     throw Error(ErrorKind::timeout, "device " + fdid_text(fdid) +
                                                         ": COPY did not complete within " +
