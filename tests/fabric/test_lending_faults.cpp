@@ -112,7 +112,7 @@ TEST_CASE("lending: a borrower killed with SIGKILL loses its lease and the devic
     CHECK(*bar.word(0) == 0);
 }
 
-TEST_CASE("lending: a reset that fails or hangs quarantines the device; admin resets cannot "
+TEST_CASE("lending: a reset that fails or hangs quarantines the device and admin resets cannot "
           "clear it while the reset keeps failing",
           "[lending][faults]") {
     LocalFabric fabric({8});
@@ -160,8 +160,8 @@ TEST_CASE("lending: a reset that fails or hangs quarantines the device; admin re
     CHECK(rows.back().value("event", "") == "reset_failed");
 }
 
-TEST_CASE("lending: a device that stops responding is quarantined, its borrower told; an admin "
-          "reset that succeeds restores it to service",
+TEST_CASE("lending: a device that stops responding is quarantined and its borrower told, and an "
+          "admin reset that succeeds restores it to service",
           "[lending][faults]") {
     LocalFabric fabric({8});
     fabric.start(k_lender, {"--command-timeout", "300", "--device",
@@ -235,8 +235,8 @@ std::int64_t unix_ms_now() {
 
 } // namespace
 
-TEST_CASE("lending: a borrower node whose daemon dies stops renewing; the lease is gone within "
-          "the TTL + 1 s",
+TEST_CASE("lending: a borrower node whose daemon dies stops renewing and its lease is gone "
+          "within the TTL + 1 s",
           "[lending][faults][smartio]") {
     constexpr int k_ttl_ms = 2000;
     LocalFabric fabric({8});
