@@ -100,7 +100,8 @@ _dis_tool() {
         pio-bw) opts="$bench_common --read" ;;
         dma-bw) opts="$bench_common --pull --vector" ;;
         dma-latency) opts="$bench_common --pull -m --mode" ;;
-        device-cycle | device-copy) opts="$bench_common --device" ;;
+        device-cycle) opts="$bench_common --device" ;;
+        device-copy) opts="$bench_common --device -m --mode" ;;
         *) opts="$bench_common" ;;
         esac
         ;;

@@ -23,6 +23,9 @@ void validate(const BenchOptions& o) {
         throw Error(ErrorKind::invalid_input,
                     o.device ? "--device applies to device-cycle and device-copy only"
                              : std::string(to_string(o.test)) + " needs --device FDID");
+    if (o.test == TestKind::device_copy && o.dma_mode != DmaMode::sleep &&
+        o.dma_mode != DmaMode::poll)
+        throw Error(ErrorKind::invalid_input, "device-copy --mode is sleep or poll");
     if (o.sizes.empty() && o.test != TestKind::intr_latency && o.test != TestKind::device_cycle)
         throw Error(ErrorKind::invalid_input, "no sizes to test");
     const bool pingpong = o.test == TestKind::pio_latency;

@@ -91,8 +91,8 @@ TEST_CASE("bench device-copy verifies the epf-test COPY against memcpy in the sa
     auto doc = fab.bench_json(
         {"device-copy", "--device", "0x80000", "--sizes", "4K,1M", "-n", "64", "-w", "2"});
     CHECK(doc["test"] == "device-copy");
-    CHECK(doc["mode"] == "dma");
-    CHECK(doc.value("completion", "").find("STATUS") != std::string::npos);
+    CHECK(doc["mode"] == "sleep"); // the default: the device's interrupt
+    CHECK(doc.value("completion", "").find("MSI") != std::string::npos);
     REQUIRE(doc["results"].size() == 2);
     REQUIRE(doc["baseline"].size() == 2);
     for (std::size_t i = 0; i < 2; ++i) {
@@ -111,6 +111,20 @@ TEST_CASE("bench device-copy verifies the epf-test COPY against memcpy in the sa
         CHECK(r["baseline_ratio"].get<double>() ==
               Approx(r["bandwidth_gbps"].get<double>() / b["round_median_gbps"].get<double>()));
     }
+}
+
+TEST_CASE("bench device-copy --mode poll spins on STATUS and still verifies every copy",
+          "[bench][cli][lending]") {
+    LendingFabric fab;
+    auto doc = fab.bench_json(
+        {"device-copy", "--device", "0x80000", "--sizes", "64K", "-n", "40", "--mode", "poll"});
+    CHECK(doc["mode"] == "poll");
+    CHECK(doc.value("completion", "").find("STATUS") != std::string::npos);
+    REQUIRE(doc["results"].size() == 1);
+    CHECK(doc["results"][0]["payload"] == "verified");
+    CHECK(doc["results"][0]["iterations"] == 40);
+    auto bad = fab.bench({"device-copy", "--device", "0x80000", "--mode", "callback"});
+    CHECK(bad.exit_code == 2);
 }
 
 TEST_CASE("bench device tests: usage errors and an unknown device", "[bench][cli][lending]") {
