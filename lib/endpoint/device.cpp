@@ -45,6 +45,11 @@ UniqueFd make_bar_memfd(const std::string& name, std::uint64_t size) {
     return fd;
 }
 
+// A 64-bit address register pair: LOWER at `lower`, UPPER after it.
+std::uint64_t read_address(const Device& dev, std::uint32_t lower) {
+    return (std::uint64_t{dev.read_register(lower + 4)} << 32) | dev.read_register(lower);
+}
+
 } // namespace
 
 Device::Device(DeviceSpec spec)
@@ -179,6 +184,11 @@ void Device::note_pending() {
     m_pending_since_ns.compare_exchange_strong(expected, now_ns());
 }
 
+std::optional<Device::TransferStats> Device::last_transfer() const {
+    std::lock_guard lock(m_mutex);
+    return m_last;
+}
+
 void Device::set_command_hook(CommandHook hook) {
     std::lock_guard lock(m_mutex);
     m_hook = std::move(hook);
@@ -225,6 +235,7 @@ ResetResult Device::reset(std::chrono::milliseconds timeout) {
         std::lock_guard lock(m_mutex);
         m_io.clear();
         clear_bars();
+        m_last.reset();
     }
     m_pending_since_ns = 0;
     if (m_hang_reset || m_spec.reset_time > timeout) {
@@ -262,6 +273,8 @@ std::optional<std::pair<int, int>> Device::execute(std::uint32_t command) {
         return std::nullopt; // "Failed to detect IRQ type": nothing done, no interrupt
     }
     std::uint32_t status = 0;
+    auto start = std::chrono::steady_clock::now();
+    std::uint32_t flags = read_register(epf::k_flags);
     switch (command) {
     case epf::k_command_raise_intx_irq:
     case epf::k_command_raise_msi_irq:
@@ -274,10 +287,17 @@ std::optional<std::pair<int, int>> Device::execute(std::uint32_t command) {
         status = do_write();
         break;
     case epf::k_command_copy:
-        status = do_copy(read_register(epf::k_flags));
+        status = do_copy(flags);
         break;
     default:
         return std::nullopt; // "Invalid command": nothing done, no interrupt
+    }
+    if ((command & (epf::k_command_read | epf::k_command_write | epf::k_command_copy)) != 0) {
+        constexpr std::uint32_t k_ok =
+            epf::k_status_read_success | epf::k_status_write_success | epf::k_status_copy_success;
+        m_last =
+            TransferStats{command, read_register(epf::k_size), (flags & epf::k_flag_use_dma) != 0,
+                          (status & k_ok) != 0, std::chrono::steady_clock::now() - start};
     }
     // STATUS before the interrupt, so that the host sees it when the interrupt arrives.
     write_register(epf::k_status, status | epf::k_status_irq_raised);
@@ -322,8 +342,7 @@ void Device::fill_random(std::span<std::byte> out) {
 // CHECKSUM (the host's WRITE test).
 std::uint32_t Device::do_read() {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t src = (std::uint64_t{read_register(epf::k_upper_src_addr)} << 32) |
-                        read_register(epf::k_lower_src_addr);
+    std::uint64_t src = read_address(*this, epf::k_lower_src_addr);
     std::uint32_t crc = ~0u;
     if (size > 0) {
         auto span = m_io.translate(src, size);
@@ -343,8 +362,7 @@ std::uint32_t Device::do_read() {
 // (the host's READ test). CHECKSUM is written before the address is checked, as in the kernel.
 std::uint32_t Device::do_write() {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t dst = (std::uint64_t{read_register(epf::k_upper_dst_addr)} << 32) |
-                        read_register(epf::k_lower_dst_addr);
+    std::uint64_t dst = read_address(*this, epf::k_lower_dst_addr);
     std::optional<IoSpan> span;
     if (size > 0) {
         span = m_io.translate(dst, size);
@@ -379,10 +397,8 @@ std::uint32_t Device::do_write() {
 // kernel (memcpy_fromio into a buffer, memcpy_toio out of it).
 std::uint32_t Device::do_copy(std::uint32_t flags) {
     std::uint32_t size = read_register(epf::k_size);
-    std::uint64_t src_addr = (std::uint64_t{read_register(epf::k_upper_src_addr)} << 32) |
-                             read_register(epf::k_lower_src_addr);
-    std::uint64_t dst_addr = (std::uint64_t{read_register(epf::k_upper_dst_addr)} << 32) |
-                             read_register(epf::k_lower_dst_addr);
+    std::uint64_t src_addr = read_address(*this, epf::k_lower_src_addr);
+    std::uint64_t dst_addr = read_address(*this, epf::k_lower_dst_addr);
     std::optional<IoSpan> dst; // held until the hook is done: an unmap cannot pull it away
     if (size > 0) {
         auto src = m_io.translate(src_addr, size);

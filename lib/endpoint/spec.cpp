@@ -4,6 +4,8 @@
 
 #include "dis/error.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 #include <sstream>
@@ -220,6 +222,14 @@ DeviceSpec parse_device_spec(std::string_view text) {
             refuse(std::string(key) + ": empty value");
         }
         if (key == "name") {
+            bool plain = value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                                    c == '_' || c == '-';
+                         });
+            if (!plain) {
+                refuse("name=" + std::string(value) +
+                       ": at most 64 letters, digits, '.', '_' or '-'");
+            }
             spec.name = std::string(value);
         } else if (key == "vendor") {
             spec.vendor_id = static_cast<std::uint16_t>(parse_number(key, value, 0xffff));

@@ -44,7 +44,7 @@ std::vector<std::byte> pattern_bytes(std::size_t n) {
 
 } // namespace
 
-TEST_CASE("endpoint crc32: known values of crc32_le(~0, buf, len)", "[endpoint]") {
+TEST_CASE("endpoint crc32: known values of the kernel crc32_le with seed ~0", "[endpoint]") {
     // The CRC-32 check value of "123456789" is 0xcbf43926 with the final inversion; the
     // kernel's crc32_le(~0, ...) leaves it out. The others: ~zlib.crc32() of the same bytes.
     CHECK(kernel_crc32(as_bytes("123456789")) == 0x340bc6d9u);

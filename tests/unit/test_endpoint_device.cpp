@@ -72,6 +72,7 @@ TEST_CASE("endpoint device: no command, no work", "[endpoint]") {
     CHECK_FALSE(work);
     CHECK_FALSE(dev.command_pending());
     CHECK_FALSE(dev.command_pending_since());
+    CHECK_FALSE(dev.last_transfer());
 }
 
 TEST_CASE("endpoint device: READ checks the host data's crc against CHECKSUM", "[endpoint]") {
@@ -139,6 +140,8 @@ TEST_CASE("endpoint device: WRITE to an invalid address touches nothing", "[endp
     CHECK(f.dev.read_register(epf::k_status) ==
           (epf::k_status_dst_addr_invalid | epf::k_status_write_fail | k_irq_raised));
     CHECK(f.mem.guards_intact(0, 0)); // not one byte of the file changed
+    // As the kernel, CHECKSUM was computed and written before the address was checked.
+    CHECK(f.dev.read_register(epf::k_checksum) != 0);
     // Only the lower half of the address given: it lies below 4 GiB, where nothing is mapped.
     program(f.dev, epf::k_command_write, 0, f.addr & 0xffffffffu, 16);
     poll_once(f.dev);
@@ -161,6 +164,12 @@ TEST_CASE("endpoint device: COPY moves SRC to DST, with and without DMA", "[endp
         CHECK(std::equal(src.begin(), src.end(), other.bytes().begin() + 4096 + 10));
         CHECK(other.guards_intact(4096 + 10, 4000));
         CHECK(f.dev.read_register(epf::k_checksum) == 0x12345678); // COPY computes no crc
+        auto stats = f.dev.last_transfer();
+        REQUIRE(stats);
+        CHECK(stats->command == epf::k_command_copy);
+        CHECK(stats->bytes == 4000);
+        CHECK(stats->dma == (flags != 0));
+        CHECK(stats->ok);
     }
 }
 
@@ -186,6 +195,8 @@ TEST_CASE("endpoint device: COPY with an invalid address touches nothing", "[end
               (epf::k_status_dst_addr_invalid | epf::k_status_copy_fail | k_irq_raised));
     }
     CHECK(f.mem.guards_intact(0, 0));
+    REQUIRE(f.dev.last_transfer());
+    CHECK_FALSE(f.dev.last_transfer()->ok);
 }
 
 TEST_CASE("endpoint device: overlapping COPY behaves as memmove", "[endpoint]") {

@@ -133,3 +133,27 @@ TEST_CASE("endpoint reset: while polled from another thread", "[endpoint]") {
     CHECK(dev.io().mapping_count() == 0);
     CHECK(raised <= 20);
 }
+
+TEST_CASE("endpoint reset: poll() does not wait for a reset in progress", "[endpoint]") {
+    Device dev(parse_device_spec("epf-test reset_ms=0 hang_reset=1"));
+    std::atomic<bool> started{false};
+    std::thread worker([&] {
+        started = true;
+        CHECK(dev.reset(2s) == ResetResult::timed_out);
+    });
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!dev.in_reset() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    REQUIRE(dev.in_reset());
+    program(dev, epf::k_command_raise_intx_irq, 0, 0, 0, 0, IrqType::intx, 0);
+    auto start = std::chrono::steady_clock::now();
+    bool work = true;
+    for (int i = 0; i < 100; ++i) {
+        CHECK(poll_once(dev, &work).empty());
+    }
+    CHECK_FALSE(work);
+    CHECK(std::chrono::steady_clock::now() - start < 1s); // the reset takes 2 s
+    worker.join();
+    CHECK(started);
+}

@@ -123,6 +123,9 @@ TEST_CASE("endpoint spec: errors name the key", "[endpoint]") {
     CHECK(mentions(refusal("epf-test msix=2049"), "msix=2049"));
     CHECK(mentions(refusal("memory msi=1"), "memory device raises no interrupts"));
     CHECK(mentions(refusal("epf-test vendor=0x"), "vendor=0x"));
+    CHECK(mentions(refusal("epf-test name=a/b"), "name=a/b: at most 64 letters"));
+    CHECK(mentions(refusal("epf-test name=" + std::string(65, 'x')), "at most 64"));
+    CHECK(parse_device_spec("epf-test name=gpu-0.a_b").name == "gpu-0.a_b");
 }
 
 TEST_CASE("endpoint spec: a PF's VFs follow it", "[endpoint]") {

@@ -208,6 +208,17 @@ public:
     // in reset); nullopt if none is. disd's watchdog: pending longer than --command-timeout.
     std::optional<std::chrono::steady_clock::time_point> command_pending_since() const;
 
+    // The last READ/WRITE/COPY: what pci_epf_test_print_rate() logs (the device's own time for
+    // the data, without the interrupt's way to the host).
+    struct TransferStats {
+        std::uint32_t command = 0;
+        std::uint64_t bytes = 0;
+        bool dma = false;
+        bool ok = false;
+        std::chrono::nanoseconds elapsed{0};
+    };
+    std::optional<TransferStats> last_transfer() const;
+
     // Clears the IO space (the borrower's memory is out of the device's reach once it returns;
     // a command in progress finishes first).
     void quiesce();
@@ -250,11 +261,12 @@ private:
     DeviceSpec m_spec;
     std::vector<Bar> m_bars;
     IoSpace m_io;
-    std::mutex m_mutex;       // command execution, register re-initialisation, the scratch buffer
-    std::mutex m_reset_mutex; // one reset at a time
+    mutable std::mutex m_mutex; // command execution, register init, scratch, m_last
+    std::mutex m_reset_mutex;   // one reset at a time
     std::vector<std::byte> m_scratch;
     std::uint64_t m_random_state;
     CommandHook m_hook;
+    std::optional<TransferStats> m_last;
     std::atomic<bool> m_in_reset{false};
     std::atomic<bool> m_fail_reset;
     std::atomic<bool> m_hang_reset;
