@@ -109,8 +109,8 @@ private:
     std::string m_source;
 };
 
-const std::vector<std::string_view> k_grant_keys = {
-    "allow", "exclusive_only", "max_lease", "priority", "reset_on_release"};
+const std::vector<std::string_view> k_grant_keys = {"allow", "exclusive_only", "max_lease",
+                                                    "priority", "reset_on_release"};
 
 // The grant keys shared by [default] and [[rule]]; returns whether `allow` was given.
 void read_grant(const Reader& r, const toml::table& t, Grant& g, bool& allow) {

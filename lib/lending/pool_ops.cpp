@@ -209,6 +209,24 @@ Lease Pool::renew(std::int64_t lease_id, Millis ttl) {
     return *lease;
 }
 
+Lease Pool::share(std::int64_t lease_id) {
+    auto& im = *m_impl;
+    std::lock_guard lock(im.mu);
+    sql::Transaction tx(im.db);
+    auto lease = store::load_lease(im.db, lease_id);
+    if (!lease)
+        throw no_lease(lease_id, "is unknown (released, expired or never granted)");
+    if (lease->mode == Mode::shared)
+        return *lease;
+    auto row = im.require(lease->fdid);
+    BorrowRequest req{lease->fdid, lease->borrower, Mode::shared, lease->ttl};
+    decide_or_throw(im.opt.policy, row, req);
+    store::update_lease_mode(im.db, lease_id, Mode::shared);
+    tx.commit();
+    lease->mode = Mode::shared;
+    return *lease;
+}
+
 void Pool::release(std::int64_t lease_id, const std::string& actor) {
     auto& im = *m_impl;
     Impl::Dropped dropped;

@@ -3,6 +3,8 @@
 
 #include "dis/error.hpp"
 
+#include <utility>
+
 namespace dis::lending::sql {
 
 void fail(sqlite3* db, int rc, std::string_view what) {
@@ -20,15 +22,27 @@ void fail(sqlite3* db, int rc, std::string_view what) {
     throw Error(kind, msg);
 }
 
+Stmt::~Stmt() {
+    if (m_in_use != nullptr) {
+        sqlite3_reset(m_raw);
+        sqlite3_clear_bindings(m_raw);
+        *m_in_use = false;
+    }
+}
+
+Stmt::Stmt(Stmt&& o) noexcept
+    : m_db(o.m_db), m_owned(std::move(o.m_owned)), m_raw(std::exchange(o.m_raw, nullptr)),
+      m_in_use(std::exchange(o.m_in_use, nullptr)) {}
+
 Stmt& Stmt::bind(int index, std::int64_t value) {
-    int rc = sqlite3_bind_int64(m_stmt.get(), index, value);
+    int rc = sqlite3_bind_int64(m_raw, index, value);
     if (rc != SQLITE_OK)
         fail(m_db, rc, "bind");
     return *this;
 }
 
 Stmt& Stmt::bind(int index, std::string_view value) {
-    int rc = sqlite3_bind_text(m_stmt.get(), index, value.data(), static_cast<int>(value.size()),
+    int rc = sqlite3_bind_text(m_raw, index, value.data(), static_cast<int>(value.size()),
                                SQLITE_TRANSIENT);
     if (rc != SQLITE_OK)
         fail(m_db, rc, "bind");
@@ -38,19 +52,19 @@ Stmt& Stmt::bind(int index, std::string_view value) {
 Stmt& Stmt::bind(int index, std::optional<std::int64_t> value) {
     if (value)
         return bind(index, *value);
-    int rc = sqlite3_bind_null(m_stmt.get(), index);
+    int rc = sqlite3_bind_null(m_raw, index);
     if (rc != SQLITE_OK)
         fail(m_db, rc, "bind");
     return *this;
 }
 
 bool Stmt::step() {
-    int rc = sqlite3_step(m_stmt.get());
+    int rc = sqlite3_step(m_raw);
     if (rc == SQLITE_ROW)
         return true;
     if (rc == SQLITE_DONE)
         return false;
-    fail(m_db, rc, sqlite3_sql(m_stmt.get()));
+    fail(m_db, rc, sqlite3_sql(m_raw));
 }
 
 void Stmt::run() {
@@ -59,17 +73,17 @@ void Stmt::run() {
 }
 
 std::int64_t Stmt::int64(int column) const {
-    return sqlite3_column_int64(m_stmt.get(), column);
+    return sqlite3_column_int64(m_raw, column);
 }
 
 std::optional<std::int64_t> Stmt::opt_int64(int column) const {
-    if (sqlite3_column_type(m_stmt.get(), column) == SQLITE_NULL)
+    if (sqlite3_column_type(m_raw, column) == SQLITE_NULL)
         return std::nullopt;
     return int64(column);
 }
 
 std::string Stmt::text(int column) const {
-    auto* p = sqlite3_column_text(m_stmt.get(), column);
+    auto* p = sqlite3_column_text(m_raw, column);
     return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
 }
 
@@ -96,17 +110,29 @@ void Db::exec(const std::string& sql) {
 }
 
 Stmt Db::prepare(std::string_view sql) {
+    auto it = m_cache.find(std::string(sql));
+    if (it != m_cache.end() && !it->second->in_use) {
+        it->second->in_use = true;
+        return Stmt(m_db.get(), it->second->stmt.get(), &it->second->in_use);
+    }
     sqlite3_stmt* raw = nullptr;
     int rc =
         sqlite3_prepare_v2(m_db.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
     StmtHandle stmt(raw);
     if (rc != SQLITE_OK)
         fail(m_db.get(), rc, sql);
+    if (it == m_cache.end()) {
+        auto cached = std::make_unique<Cached>();
+        cached->stmt = std::move(stmt);
+        cached->in_use = true;
+        auto& c = *m_cache.emplace(std::string(sql), std::move(cached)).first->second;
+        return Stmt(m_db.get(), c.stmt.get(), &c.in_use);
+    }
     return Stmt(m_db.get(), std::move(stmt));
 }
 
 Transaction::Transaction(Db& db, bool immediate) : m_db(db) {
-    m_db.exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN");
+    m_db.prepare(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run();
 }
 
 Transaction::~Transaction() {
@@ -115,7 +141,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-    m_db.exec("COMMIT");
+    m_db.prepare("COMMIT").run();
     m_done = true;
 }
 

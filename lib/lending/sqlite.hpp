@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace dis::lending::sql {
 
@@ -24,7 +25,16 @@ using StmtHandle = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
 
 class Stmt {
 public:
-    Stmt(sqlite3* db, StmtHandle stmt) : m_db(db), m_stmt(std::move(stmt)) {}
+    // A statement of its own, or one borrowed from the connection's cache (reset and its
+    // bindings cleared when this Stmt goes, so the next user finds it fresh).
+    Stmt(sqlite3* db, StmtHandle stmt) : m_db(db), m_owned(std::move(stmt)), m_raw(m_owned.get()) {}
+    Stmt(sqlite3* db, sqlite3_stmt* cached, bool* in_use)
+        : m_db(db), m_raw(cached), m_in_use(in_use) {}
+    ~Stmt();
+    Stmt(Stmt&& o) noexcept;
+    Stmt& operator=(Stmt&&) = delete;
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
     // Bind by 1-based position; nullopt binds NULL.
     Stmt& bind(int index, std::int64_t value);
     Stmt& bind(int index, std::string_view value);
@@ -40,7 +50,9 @@ public:
 
 private:
     sqlite3* m_db;
-    StmtHandle m_stmt;
+    StmtHandle m_owned;
+    sqlite3_stmt* m_raw = nullptr;
+    bool* m_in_use = nullptr; // the cache's flag, for a borrowed statement
 };
 
 class Db {
@@ -48,12 +60,19 @@ public:
     // Opens (creating) the file, WAL mode, the busy timeout, foreign keys on.
     Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_full);
     void exec(const std::string& sql);
+    // Compiled once per connection and reused (compiling costs more than most of the pool's
+    // statements take to run); a statement still in use is compiled afresh.
     Stmt prepare(std::string_view sql);
     std::int64_t last_insert_id() const { return sqlite3_last_insert_rowid(m_db.get()); }
     sqlite3* get() const { return m_db.get(); }
 
 private:
+    struct Cached {
+        StmtHandle stmt;
+        bool in_use = false;
+    };
     DbHandle m_db;
+    std::unordered_map<std::string, std::unique_ptr<Cached>> m_cache; // goes before m_db
 };
 
 // BEGIN IMMEDIATE: the write lock is taken up front, so a transaction never fails half-way

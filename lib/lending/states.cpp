@@ -195,5 +195,4 @@ std::optional<Event> parse_event(std::string_view text) noexcept {
     return std::nullopt;
 }
 
-
 } // namespace dis::lending

@@ -218,6 +218,13 @@ void update_lease_expiry(sql::Db& db, std::int64_t id, TimePoint expires, Millis
         .run();
 }
 
+void update_lease_mode(sql::Db& db, std::int64_t id, Mode mode) {
+    db.prepare("UPDATE leases SET exclusive=? WHERE id=?")
+        .bind(1, mode == Mode::exclusive ? 1 : 0)
+        .bind(2, id)
+        .run();
+}
+
 void delete_lease(sql::Db& db, std::int64_t id) {
     db.prepare("DELETE FROM leases WHERE id=?").bind(1, id).run();
 }

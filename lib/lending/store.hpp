@@ -43,6 +43,7 @@ std::vector<Lease> expired_leases(sql::Db& db, TimePoint now);
 std::int64_t insert_lease(sql::Db& db, const Lease& lease, Millis max_lease);
 Millis lease_max(sql::Db& db, std::int64_t id);
 void update_lease_expiry(sql::Db& db, std::int64_t id, TimePoint expires, Millis ttl);
+void update_lease_mode(sql::Db& db, std::int64_t id, Mode mode);
 void delete_lease(sql::Db& db, std::int64_t id);
 
 std::int64_t insert_waiter(sql::Db& db, const WaiterRow& waiter);

@@ -3,6 +3,8 @@
 // waiting borrowers and the hand-over order, and the admin ops. Real daemons.
 #include "test_lending_disd_support.hpp"
 
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace dis::test;
@@ -111,6 +113,19 @@ TEST_CASE("lending disd: exclusive and shared borrows, a busy device names its h
     auto foreign = a.must({{"op", "dev_return"}, {"lease_id", sb["lease"]["id"]}});
     CHECK(foreign.err() == SCI_ERR_ILLEGAL_PARAMETER);
     CHECK(node_counter(fabric, 8, "borrows_total") == 3);
+
+    // SCIReleaseExclusiveBorrow: an exclusive lease becomes shared; others may join it.
+    REQUIRE(b.must({{"op", "dev_return"}, {"lease_id", sb["lease"]["id"]}}).err() == 0);
+    REQUIRE(c.must({{"op", "dev_return"}, {"lease_id", sc["lease"]["id"]}}).err() == 0);
+    json ex = borrow(a, "0x80000", true);
+    REQUIRE(ex["err"] == 0);
+    CHECK(borrow(b, "0x80000", false)["err"] == SCI_ERR_NOT_AVAILABLE);
+    CHECK(b.must({{"op", "dev_share"}, {"lease_id", ex["lease"]["id"]}}).err() ==
+          SCI_ERR_ILLEGAL_PARAMETER); // not b's lease
+    auto shared = a.must({{"op", "dev_share"}, {"lease_id", ex["lease"]["id"]}});
+    REQUIRE(shared.err() == 0);
+    CHECK(shared.body["lease"]["mode"] == "shared");
+    CHECK(borrow(b, "0x80000", false)["err"] == 0);
 }
 
 TEST_CASE("lending disd: a policy refusal names the rule") {
@@ -263,4 +278,73 @@ TEST_CASE("lending disd: reclaim quiesces the borrower (dev_lost) and resets; av
     CHECK(borrow(holder, "0x80000", true)["err"] == 0);
     auto illegal = admin.must({{"op", "dev_available"}, {"fdid", "0x80000"}});
     CHECK(illegal.err() == SCI_ERR_NOT_AVAILABLE); // borrowed: busy
+}
+
+TEST_CASE("lending disd: admin ops are for root or the daemon's user; another uid returns only "
+          "its own leases") {
+    LocalFabric fabric(
+        {8}, {"--device", "memory name=m0 reset_ms=1", "--device", "memory name=m1 reset_ms=1"});
+    REQUIRE(::geteuid() == 0);           // the test switches to another uid
+    ::chmod(fabric.dir().c_str(), 0755); // let the other user reach the socket
+    LendingClient root(fabric, 8, 4);
+    json held = borrow(root, "0x80000", true);
+    REQUIRE(held["err"] == 0);
+    std::int64_t root_lease = held["lease"]["id"];
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // uid 65534 in the socket's group (gid 0). No Catch macros in the child.
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(0, 0, 0) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0) {
+            ::_exit(90);
+        }
+        dis::wire::Fd fd(dis::wire::connect_socket(fabric.socket(8)));
+        std::uint64_t seq = 0;
+        auto call = [&](json req) -> json {
+            req["seq"] = ++seq;
+            if (!dis::wire::send_message(fd.get(), req)) {
+                return json{{"err", -1}};
+            }
+            for (;;) {
+                dis::wire::Message m;
+                if (dis::wire::recv_message(fd.get(), m) != dis::wire::RecvStatus::ok) {
+                    return json{{"err", -2}};
+                }
+                if (m.body.value("seq", 0ULL) == seq) {
+                    return m.body;
+                }
+            }
+        };
+        if (!fd.valid() || call({{"op", "hello"},
+                                 {"version", dis::wire::k_protocol_version},
+                                 {"node_id", 12}})["err"] != 0) {
+            ::_exit(91);
+        }
+        for (const char* op : {"dev_reclaim", "dev_reset", "dev_unavailable", "dev_available"}) {
+            if (call({{"op", op}, {"fdid", "0x80001"}})["err"] != SCI_ERR_ACCESS) {
+                ::_exit(92);
+            }
+        }
+        if (call({{"op", "dev_return"}, {"fdid", "0x80000"}, {"lease_id", root_lease}})["err"] !=
+            SCI_ERR_ACCESS) {
+            ::_exit(93);
+        }
+        json mine = call({{"op", "dev_borrow"}, {"fdid", "0x80001"}, {"exclusive", true}});
+        if (mine["err"] != 0 || mine["lease"]["uid"] != 65534) {
+            ::_exit(94);
+        }
+        ::_exit(0);
+    }
+    CHECK(wait_child(pid) == 0);
+    CHECK(state_of(root, "0x80000") == "borrowed");
+    // The child's lease went with its connection.
+    REQUIRE(eventually_true([&] { return state_of(root, "0x80001") == "available"; }));
+    CHECK(has_row(history(root, "0x80001"), "borrow", "uid 65534"));
+    // Root returns another connection's lease by fdid and lease id (`device return FDID`).
+    LendingClient other(fabric, 8, 4);
+    auto r = other.must(
+        {{"op", "dev_return"}, {"fdid", "0x80000"}, {"lease_id", root_lease}, {"via", "dis-tool"}});
+    CHECK(r.err() == 0);
+    CHECK(state_of(other, "0x80000") == "available");
+    CHECK(has_row(history(other, "0x80000"), "release", "via dis-tool"));
 }

@@ -240,6 +240,7 @@ private:
     void op_dev_show(Request& r);
     void op_dev_borrow(Request& r);
     void op_dev_renew(Request& r);
+    void op_dev_share(Request& r);
     void op_dev_return(Request& r);
     void op_dev_reclaim(Request& r);
     void op_dev_reset(Request& r);
@@ -267,6 +268,7 @@ private:
     void op_dev_map(Request& r);
     void op_dev_unmap(Request& r);
     void drop_device_access(std::int64_t lease_id, int client_id);
+    void drop_device_memory(lending::Fdid fdid, std::int64_t lease_id);
     // The device engine (device_engine.cpp).
     void device_engine_main();
     void wake_device_engine();
@@ -322,7 +324,8 @@ private:
     wire::Fd m_tick_timer;
     bool m_tick_running = false;
     std::map<std::int64_t, LeaseLink> m_lease_links;
-    std::map<std::uint32_t, DevSegment> m_dev_segments;                       // by segment handle
+    std::map<std::uint32_t, DevSegment> m_dev_segments; // by segment handle
+    std::map<DevMemoryKey, DevMemory> m_dev_memory;
     std::map<std::pair<std::uint32_t, std::uint64_t>, DevMapping> m_dev_maps; // (fdid, io_addr)
     std::uint32_t m_next_dev_segment = 1;
     std::vector<PendingWait> m_waits;

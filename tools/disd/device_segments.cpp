@@ -6,6 +6,7 @@
 
 #include "sisci_error.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -40,32 +41,33 @@ void Daemon::op_dev_connect(Request& r) {
         }
         fd = d->dev->bar_fd(static_cast<int>(seg.number));
     } else if (memtype == "private" || memtype == "shared") {
-        seg.number = r.body.contains("id") ? wire::get_u32(r.body, "id") : 0;
-        if (memtype == "shared") {
-            for (const auto& [id, other] : m_dev_segments) {
-                if (other.memtype == "shared" && other.fdid == link.fdid &&
-                    other.number == seg.number && other.memfd.valid()) {
-                    fd = other.memfd.get();
-                    seg.size = other.size;
-                    break;
-                }
+        // With a size: SCICreateDeviceSegment (create, then connect); without: connect to
+        // the one created before (private: this lease's; shared: any lease's of the device).
+        seg.number = wire::get_u32(r.body, "id");
+        bool shared = memtype == "shared";
+        DevMemoryKey key{link.fdid.value, shared, shared ? 0 : link.lease_id, seg.number};
+        auto it = m_dev_memory.find(key);
+        if (r.body.contains("size")) {
+            if (it != m_dev_memory.end()) {
+                refuse(SCI_ERR_SEGMENTID_USED,
+                       memtype + " device segment " + std::to_string(seg.number) + " exists");
             }
-        }
-        if (fd < 0) {
-            seg.size = wire::get_u64(r.body, "size", k_max_device_memory);
-            if (seg.size == 0) {
+            DevMemory mem;
+            mem.size = wire::get_u64(r.body, "size", k_max_device_memory);
+            if (mem.size == 0) {
                 refuse(SCI_ERR_ILLEGAL_PARAMETER, "device segment size 0");
             }
-            charge(c, Obj::segment, seg.size);
-            seg.charged = true;
-            try {
-                seg.memfd = make_memfd("dis-devseg", seg.size);
-            } catch (...) {
-                release(c.id, Obj::segment, seg.size);
-                throw;
-            }
-            fd = seg.memfd.get();
+            mem.memfd = make_memfd("dis-devseg", mem.size);
+            charge(c, Obj::segment, mem.size);
+            mem.creator = c.id;
+            it = m_dev_memory.emplace(key, std::move(mem)).first;
+        } else if (it == m_dev_memory.end()) {
+            refuse(SCI_ERR_NO_SUCH_SEGMENT, "no " + memtype + " device segment " +
+                                                std::to_string(seg.number) + " of fdid " +
+                                                lending::to_string(link.fdid));
         }
+        seg.size = it->second.size;
+        fd = it->second.memfd.get();
     } else {
         refuse(SCI_ERR_ILLEGAL_PARAMETER,
                "memtype '" + memtype + "' is not \"bar\", \"private\" or \"shared\"");
@@ -85,9 +87,6 @@ void Daemon::op_dev_disconnect(Request& r) {
         it->second.lease_id != link.lease_id) {
         refuse(SCI_ERR_ILLEGAL_PARAMETER, "no device segment " + std::to_string(id) + " of lease " +
                                               std::to_string(link.lease_id));
-    }
-    if (it->second.charged) {
-        release(r.client.id, Obj::segment, it->second.size);
     }
     m_dev_segments.erase(it);
 }
@@ -147,6 +146,22 @@ void Daemon::op_dev_unmap(Request& r) {
     m_dev_maps.erase(it);
 }
 
+// Frees the private device memory of a lease that ended, and the device's shared memory once
+// nobody borrows it.
+void Daemon::drop_device_memory(lending::Fdid fdid, std::int64_t lease_id) {
+    bool held = std::any_of(m_lease_links.begin(), m_lease_links.end(),
+                            [&](const auto& kv) { return kv.second.fdid == fdid; });
+    for (auto it = m_dev_memory.begin(); it != m_dev_memory.end();) {
+        const auto& [f, shared, lease, id] = it->first;
+        if (f == fdid.value && ((!shared && lease == lease_id) || (shared && !held))) {
+            release(it->second.creator, Obj::segment, it->second.size);
+            it = m_dev_memory.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
 // Forgets the device segments and IO mappings of a lease (lease_id != 0) or of a client
 // (client_id != 0), taking its mappings out of the device's reach.
 void Daemon::drop_device_access(std::int64_t lease_id, int client_id) {
@@ -155,9 +170,6 @@ void Daemon::drop_device_access(std::int64_t lease_id, int client_id) {
     };
     for (auto it = m_dev_segments.begin(); it != m_dev_segments.end();) {
         if (match(it->second.lease_id, it->second.client)) {
-            if (it->second.charged) {
-                release(it->second.client, Obj::segment, it->second.size);
-            }
             it = m_dev_segments.erase(it);
         } else {
             ++it;

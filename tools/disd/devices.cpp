@@ -99,8 +99,17 @@ void Daemon::start_lending() {
     // devices no longer declared leave the pool.
     const std::string actor = "lender node " + std::to_string(m_opts.node_id);
     std::map<std::uint32_t, lending::State> known;
+    std::set<std::uint32_t> changed; // declared again, but as another device
     for (const auto& s : m_pool->devices()) {
         known[s.info.fdid.value] = s.state;
+        auto d = m_devices.find(s.info.fdid.value);
+        if (d != m_devices.end()) {
+            const auto& now = d->second->info;
+            if (now.name != s.info.name || now.vendor_id != s.info.vendor_id ||
+                now.device_id != s.info.device_id || now.class_code != s.info.class_code) {
+                changed.insert(s.info.fdid.value);
+            }
+        }
     }
     for (auto fdid : m_device_order) {
         auto it = known.find(fdid);
@@ -115,12 +124,22 @@ void Daemon::start_lending() {
             std::to_string(report.reset.size()) + " device(s) reset");
     }
     for (const auto& [fdid, state] : known) {
-        if (m_devices.count(fdid) == 0 && state != lending::State::removed) {
+        if (state == lending::State::removed) {
+            continue; // gone before, or re-added above
+        }
+        bool gone = m_devices.count(fdid) == 0;
+        if (gone || changed.count(fdid) != 0) {
             try {
                 m_pool->remove(lending::Fdid{fdid}, actor);
             } catch (const lending::LendingError& e) {
                 log(std::string("cannot remove an undeclared device: ") + e.what());
+                continue;
             }
+        }
+        if (!gone && changed.count(fdid) != 0) {
+            // The fdid names another device now: it enters the pool as new.
+            m_pool->add_device(m_devices.at(fdid)->info, actor);
+            m_pool->make_available(lending::Fdid{fdid}, actor);
         }
     }
 
@@ -146,7 +165,10 @@ void Daemon::stop_lending() {
     if (m_dev_engine.joinable()) {
         m_dev_engine.join();
     }
-    m_worker.reset();
+    // Not reset: jobs still running post through it.
+    if (m_worker) {
+        m_worker->shutdown();
+    }
 }
 
 LentDevice* Daemon::lent_device(lending::Fdid fdid) const {

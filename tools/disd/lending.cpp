@@ -393,6 +393,19 @@ void Daemon::op_dev_renew(Request& r) {
     }
 }
 
+// SCIReleaseExclusiveBorrow: the holder's exclusive lease becomes shared.
+void Daemon::op_dev_share(Request& r) {
+    LeaseLink& link = lease_of(r.client, r.body);
+    if (link.holder != r.client.id) {
+        refuse(SCI_ERR_ILLEGAL_PARAMETER, "only the lease's holder may share it");
+    }
+    try {
+        r.reply["lease"] = lending::to_json(m_pool->share(link.lease_id));
+    } catch (const LendingError& e) {
+        throw refused_for(e);
+    }
+}
+
 void Daemon::op_dev_return(Request& r) {
     Client& c = r.client;
     std::int64_t id = lease_arg(r.body);
@@ -484,6 +497,7 @@ void Daemon::lease_gone(std::int64_t lease_id, const std::string& reason, int sk
     LeaseLink link = it->second;
     m_lease_links.erase(it);
     drop_device_access(lease_id, 0);
+    drop_device_memory(link.fdid, lease_id);
     json ev{{"event", "dev_lost"},
             {"fdid", lending::to_string(link.fdid)},
             {"lease_id", lease_id},

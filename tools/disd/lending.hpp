@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace dis::disd {
@@ -61,11 +62,19 @@ struct DevSegment {
     std::int64_t lease_id = 0;
     int client = 0;
     std::string memtype;      // "bar", "private", "shared"
-    std::uint32_t number = 0; // the BAR, or the shared segment's id
+    std::uint32_t number = 0; // the BAR, or the device segment's id
     std::uint64_t size = 0;
-    wire::Fd memfd;       // private and shared memory (a BAR's is the device's)
-    bool charged = false; // memory counted against the client
 };
+
+// Memory created for a device (SCICreateDeviceSegment): a private segment lives as long as its
+// lease, a shared one as long as the device is borrowed at all.
+struct DevMemory {
+    wire::Fd memfd;
+    std::uint64_t size = 0;
+    int creator = 0; // client charged for it
+};
+// (fdid, shared, lease id (0 for shared), segment id)
+using DevMemoryKey = std::tuple<std::uint32_t, bool, std::int64_t, std::uint32_t>;
 
 // Borrower memory mapped for a device (dev_map), as the main loop accounts it.
 struct DevMapping {
@@ -87,7 +96,10 @@ struct PendingWait {
 class LendingWorker {
 public:
     explicit LendingWorker(int threads);
-    ~LendingWorker(); // finishes the queued jobs, then joins
+    ~LendingWorker(); // shutdown()
+    // Finishes the queued jobs and joins the threads; post() still works (nothing runs what
+    // it posts any more).
+    void shutdown();
     LendingWorker(const LendingWorker&) = delete;
     LendingWorker& operator=(const LendingWorker&) = delete;
 

@@ -26,13 +26,19 @@ LendingWorker::LendingWorker(int threads) : m_efd(::eventfd(0, EFD_CLOEXEC | EFD
 }
 
 LendingWorker::~LendingWorker() {
+    shutdown();
+}
+
+void LendingWorker::shutdown() {
     {
         std::lock_guard lock(m_mu);
         m_stop = true;
     }
     m_cv.notify_all();
     for (auto& t : m_threads) {
-        t.join();
+        if (t.joinable()) {
+            t.join();
+        }
     }
 }
 

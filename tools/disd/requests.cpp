@@ -76,6 +76,7 @@ const Daemon::Op* Daemon::find_op(std::string_view name) {
         {"dev_show", &Daemon::op_dev_show, true, 0},
         {"dev_borrow", &Daemon::op_dev_borrow, true, 0},
         {"dev_renew", &Daemon::op_dev_renew, true, 0},
+        {"dev_share", &Daemon::op_dev_share, true, 0},
         {"dev_return", &Daemon::op_dev_return, true, 0},
         {"dev_reclaim", &Daemon::op_dev_reclaim, true, 0},
         {"dev_reset", &Daemon::op_dev_reset, true, 0},

@@ -139,6 +139,10 @@ public:
     std::optional<Lease> take_grant(WaitTicket ticket);
     void cancel_wait(WaitTicket ticket);
     Lease renew(std::int64_t lease_id, Millis ttl = Millis{0});
+    // An exclusive lease becomes a shared one (SCIReleaseExclusiveBorrow), if the policy
+    // allows the borrower a shared borrow; others may then share the device. The state stays
+    // borrowed, so no audit row is written.
+    Lease share(std::int64_t lease_id);
     // Releases a lease; the last one quiesces, resets (per policy) and hands the device over.
     void release(std::int64_t lease_id, const std::string& actor);
 
