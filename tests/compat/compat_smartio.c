@@ -159,6 +159,9 @@ static void drive_epf(sci_desc_t sd, sci_smartio_device_t dev) {
     EXPECT(SCIGetRemoteSegmentSize(bar_seg) == 512 && SCIGetRemoteSegmentNodeId(bar_seg) == NODE_B);
     bar = SCIMapRemoteSegment(bar_seg, &bar_map, 0, 512, NULL, SCI_FLAG_IO_MAP_IOSPACE, &err);
     EXPECT_OK(err);
+    if (bar == NULL) {
+        return;
+    }
     *reg(bar, REG_MAGIC) = 0;
 
     SCICreateSegment(sd, &local, 0x5100, 2 * PAGE, NULL, NULL, SCI_NO_FLAGS, &err);
@@ -170,6 +173,9 @@ static void drive_epf(sci_desc_t sd, sci_smartio_device_t dev) {
     mem = (volatile unsigned char*)SCIMapLocalSegment(local, &local_map, 0, 2 * PAGE, NULL,
                                                       SCI_NO_FLAGS, &err);
     EXPECT_OK(err);
+    if (mem == NULL) {
+        return;
+    }
     for (i = 0; i < PAGE; ++i) {
         mem[i] = (unsigned char)(i * 7 + 3);
         mem[PAGE + i] = 0;
@@ -201,11 +207,17 @@ static void drive_epf(sci_desc_t sd, sci_smartio_device_t dev) {
     EXPECT_OK(err);
     SCIConnectDeviceSegment(dev, &priv_seg, 1, SCI_MEMTYPE_PRIVATE, NULL, NULL, SCI_NO_FLAGS, &err);
     EXPECT_OK(err);
+    if (err != SCI_ERR_OK) {
+        return; /* the rest depends on it */
+    }
     priv = (volatile unsigned char*)SCIMapRemoteSegment(priv_seg, &priv_map, 0, PAGE, NULL,
                                                         SCI_NO_FLAGS, &err);
     EXPECT_OK(err);
     SCIMapRemoteSegmentForDevice(priv_seg, dev, &io_priv, 0, PAGE, SCI_NO_FLAGS, &err);
     EXPECT_OK(err);
+    if (priv == NULL || err != SCI_ERR_OK) {
+        return;
+    }
     set_copy(bar, io_local, io_priv, PAGE);
     status = run_command(bar, CMD_COPY, SCI_DIS_DEVICE_IRQ_MSIX, 3);
     EXPECT((status & ST_COPY_SUCCESS) != 0);
