@@ -91,8 +91,8 @@ TEST_CASE("bench device-copy verifies the epf-test COPY against memcpy in the sa
     auto doc = fab.bench_json(
         {"device-copy", "--device", "0x80000", "--sizes", "4K,1M", "-n", "64", "-w", "2"});
     CHECK(doc["test"] == "device-copy");
-    CHECK(doc["mode"] == "sleep"); // the default: the device's interrupt
-    CHECK(doc.value("completion", "").find("MSI") != std::string::npos);
+    CHECK(doc["mode"] == "poll"); // the default: spinning on STATUS
+    CHECK(doc.value("completion", "").find("STATUS") != std::string::npos);
     REQUIRE(doc["results"].size() == 2);
     REQUIRE(doc["baseline"].size() == 2);
     for (std::size_t i = 0; i < 2; ++i) {
@@ -113,13 +113,14 @@ TEST_CASE("bench device-copy verifies the epf-test COPY against memcpy in the sa
     }
 }
 
-TEST_CASE("bench device-copy --mode poll spins on STATUS and still verifies every copy",
+TEST_CASE("bench device-copy --mode sleep waits for the device's interrupt and still verifies "
+          "every copy",
           "[bench][cli][lending]") {
     LendingFabric fab;
     auto doc = fab.bench_json(
-        {"device-copy", "--device", "0x80000", "--sizes", "64K", "-n", "40", "--mode", "poll"});
-    CHECK(doc["mode"] == "poll");
-    CHECK(doc.value("completion", "").find("STATUS") != std::string::npos);
+        {"device-copy", "--device", "0x80000", "--sizes", "64K", "-n", "40", "--mode", "sleep"});
+    CHECK(doc["mode"] == "sleep");
+    CHECK(doc.value("completion", "").find("MSI") != std::string::npos);
     REQUIRE(doc["results"].size() == 1);
     CHECK(doc["results"][0]["payload"] == "verified");
     CHECK(doc["results"][0]["iterations"] == 40);

@@ -178,9 +178,9 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
     opts.read = o.read;
     opts.pull = o.pull;
     opts.vector = o.vector;
-    // device-copy sleeps until the device's interrupt unless told to poll.
+    // device-copy spins on STATUS unless told to sleep until the device's interrupt.
     opts.dma_mode = bench::parse_dma_mode(
-        test == bench::TestKind::device_copy && !cmd->count("--mode") ? "sleep" : o.mode);
+        test == bench::TestKind::device_copy && !cmd->count("--mode") ? "poll" : o.mode);
     opts.timeout = std::chrono::milliseconds(o.timeout_ms);
     const bool software = fabric::sisci::software_fabric();
     // On the software fabric both sides run on this host: give them CPUs of their own.
@@ -300,9 +300,9 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
                 ->check(CLI::IsMember({"wait", "sleep", "poll", "callback"}));
         if (test == bench::TestKind::device_copy)
             cmd->add_option("-m,--mode", opts->mode,
-                            "Completion: sleep (until the device's interrupt) or poll (spin on "
-                            "STATUS) (default sleep)")
-                ->check(CLI::IsMember({"sleep", "poll"}));
+                            "Completion: poll (spin on STATUS) or sleep (until the device's "
+                            "interrupt) (default poll)")
+                ->check(CLI::IsMember({"poll", "sleep"}));
         add_common_options(cmd, *opts);
         cmd->callback([&ctx, opts, test, cmd] { run_bench(ctx, test, *opts, cmd); });
     }
