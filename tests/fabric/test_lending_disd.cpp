@@ -146,7 +146,7 @@ TEST_CASE("lending disd: a policy refusal names the rule") {
     CHECK(borrow(b, "0x80000", true)["err"] == 0);
 }
 
-TEST_CASE("lending disd: a closed connection returns its lease at once; the device is reset "
+TEST_CASE("lending disd: a closed connection returns its lease at once, the device is reset "
           "and available again") {
     LocalFabric fabric({8}, {"--device", "memory name=m0 reset_ms=5"});
     LendingClient watcher(fabric, 8, 4);
@@ -167,7 +167,7 @@ TEST_CASE("lending disd: a closed connection returns its lease at once; the devi
     CHECK(node_counter(fabric, 8, "returns_total") == 1);
 }
 
-TEST_CASE("lending disd: a lease that is not renewed expires; its holder is told dev_lost") {
+TEST_CASE("lending disd: a lease that is not renewed expires, its holder is told dev_lost") {
     LocalFabric fabric({8}, {"--device", "memory name=m0 reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
     json l = borrow(holder, "0x80000", true, {{"lease_ms", 600}});
@@ -189,7 +189,7 @@ TEST_CASE("lending disd: a lease that is not renewed expires; its holder is told
 }
 
 TEST_CASE("lending disd: waiting borrowers get the device by priority, then first come first "
-          "served; a wait can time out") {
+          "served, a wait can time out") {
     TempDir tmp;
     auto policy = write_file((tmp.path() / "policy.toml").string(),
                              "[[rule]]\nname = \"standby\"\nnodes = [20]\npriority = 5\n");
@@ -243,7 +243,7 @@ TEST_CASE("lending disd: waiting borrowers get the device by priority, then firs
     CHECK(has_row(history(holder, "0x80000"), "borrow", "hand-over", "priority 5"));
 }
 
-TEST_CASE("lending disd: reclaim quiesces the borrower (dev_lost) and resets; available and "
+TEST_CASE("lending disd: reclaim quiesces the borrower (dev_lost) and resets, available and "
           "unavailable") {
     LocalFabric fabric({8}, {"--device", "memory name=m0 reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
@@ -280,7 +280,7 @@ TEST_CASE("lending disd: reclaim quiesces the borrower (dev_lost) and resets; av
     CHECK(illegal.err() == SCI_ERR_NOT_AVAILABLE); // borrowed: busy
 }
 
-TEST_CASE("lending disd: admin ops are for root or the daemon's user; another uid returns only "
+TEST_CASE("lending disd: admin ops are for root or the daemon's user, another uid returns only "
           "its own leases") {
     LocalFabric fabric(
         {8}, {"--device", "memory name=m0 reset_ms=1", "--device", "memory name=m1 reset_ms=1"});

@@ -58,7 +58,7 @@ std::int64_t lease_id(const json& borrowed) {
 
 } // namespace
 
-TEST_CASE("lending disd: dev_connect hands the BAR's memory itself; joined processes share it; "
+TEST_CASE("lending disd: dev_connect hands the BAR's memory itself, joined processes share it, "
           "a reset clears it") {
     LocalFabric fabric({8}, {"--device", "memory name=m0 bars=64K reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
@@ -125,7 +125,7 @@ TEST_CASE("lending disd: dev_connect hands the BAR's memory itself; joined proce
 }
 
 TEST_CASE("lending disd: an epf-test COPY driven through the registers moves borrower memory "
-          "mapped with dev_map; a bad address is SRC_ADDR_INVALID; RAISE_MSI is a dev_irq") {
+          "mapped with dev_map, a bad address is SRC_ADDR_INVALID, RAISE_MSI is a dev_irq") {
     LocalFabric fabric({8}, {"--device", "epf-test name=ep0 reset_ms=1"});
     LendingClient holder(fabric, 8, 4);
     std::int64_t id = lease_id(borrow(holder, "0x80000", true));
@@ -204,11 +204,12 @@ TEST_CASE("lending disd: an epf-test COPY driven through the registers moves bor
           SCI_ERR_ILLEGAL_PARAMETER);
 }
 
-TEST_CASE("lending disd: a failing reset quarantines the device; dev_reset restores only when "
+TEST_CASE("lending disd: a failing reset quarantines the device, dev_reset restores only when "
           "the reset succeeds") {
     LocalFabric fabric({8}, {"--device", "memory name=bad reset_ms=1 fail_reset=1", "--device",
-                             "epf-test name=mute reset_ms=1 unresponsive=1", "--command-timeout",
-                             "300"});
+                             "epf-test name=mute reset_ms=1 unresponsive=1", "--device",
+                             "memory name=stuck hang_reset=1", "--command-timeout", "300",
+                             "--reset-timeout", "300"});
     LendingClient holder(fabric, 8, 4);
     LendingClient admin(fabric, 8, 0);
     std::int64_t id = lease_id(borrow(holder, "0x80000", true));
@@ -245,6 +246,13 @@ TEST_CASE("lending disd: a failing reset quarantines the device; dev_reset resto
     CHECK(restored.body["device"]["state"] == "available");
     CHECK(has_row(history(admin, "0x80001"), "reset", "admin uid", "quarantine"));
     CHECK(*reg(regs, epf::k_command) == 0); // the reset cleared the registers
+
+    // A reset that never finishes times out after --reset-timeout: quarantined too.
+    std::int64_t stuck = lease_id(borrow(holder, "0x80002", true));
+    REQUIRE(holder.must({{"op", "dev_return"}, {"lease_id", stuck}}).err() == 0);
+    CHECK(state_of(admin, "0x80002") == "failed");
+    CHECK(has_row(history(admin, "0x80002"), "reset_timeout", "", "timed out after 300 ms"));
+    CHECK(node_counter(fabric, 8, "reset_failures_total") == 3); // bad: twice
 }
 
 TEST_CASE("lending disd: a lender killed with a lease comes back consistent: the lease is lost, "

@@ -51,7 +51,7 @@ DeviceInfo gpu() {
 
 } // namespace
 
-TEST_CASE("policy: rules are read in order with their lines; unset keys take [default]",
+TEST_CASE("policy: rules are read in order with their lines, unset keys take [default]",
           "[lending][policy]") {
     Policy p = Policy::parse(k_sample, "sample.toml");
     REQUIRE(p.rules().size() == 3);

@@ -78,7 +78,7 @@ TEST_CASE("renewing a lease that ran out is refused even before the clock ticks"
     }
 }
 
-TEST_CASE("exclusive is exclusive; shared is shared by N and reset after the last",
+TEST_CASE("exclusive is exclusive, shared is shared by N and reset after the last",
           "[lending][pool][share]") {
     PoolFixture fx;
     auto pool = fx.open();
@@ -128,7 +128,7 @@ TEST_CASE("reclaim quiesces every borrower, resets and returns the leases",
     CHECK(it->reason.find("node 12 pid 2") != std::string::npos);
 }
 
-TEST_CASE("a failed or timed-out reset quarantines; only a successful reset clears it",
+TEST_CASE("a failed or timed-out reset quarantines, only a successful reset clears it",
           "[lending][pool][reset]") {
     PoolFixture fx;
     auto pool = fx.open();
@@ -180,7 +180,7 @@ TEST_CASE("reset on release follows the policy", "[lending][pool][policy]") {
     CHECK(fx.dev->resets(f) == 2);
 }
 
-TEST_CASE("a refused borrow names the rule; nothing changes", "[lending][pool][policy]") {
+TEST_CASE("a refused borrow names the rule, nothing changes", "[lending][pool][policy]") {
     PoolFixture fx;
     auto pool = fx.open(Policy::parse(R"(
 [[rule]]
@@ -253,7 +253,7 @@ TEST_CASE("hand-over: highest priority first, then first come first served",
     require_history_replays(*pool);
 }
 
-TEST_CASE("a wait that outlives its timeout ends with a typed error; shared waiters join",
+TEST_CASE("a wait that outlives its timeout ends with a typed error, shared waiters join",
           "[lending][pool][wait]") {
     PoolFixture fx;
     auto pool = fx.open();

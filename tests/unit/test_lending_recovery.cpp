@@ -83,7 +83,7 @@ TEST_CASE("a lender killed inside a transaction loses exactly that transition",
     require_history_replays(*pool);
 }
 
-TEST_CASE("a lender killed mid-reset: the restart finishes the reset; confirmed leases stay",
+TEST_CASE("a lender killed mid-reset: the restart finishes the reset, confirmed leases stay",
           "[lending][recovery]") {
     PoolFixture fx;
     const Fdid a = Fdid::make(8, 0);
