@@ -260,7 +260,9 @@ private:
     void release_client_leases(int client_id);
     LeaseLink& lease_of(const Client& c, const json& body);
     void update_polled(lending::Fdid fdid);
-    void device_irq(lending::Fdid fdid, int type, int number);
+    // Main loop: dev_irq to one connection of a lease (the engine's socket was full).
+    void device_irq(lending::Fdid fdid, std::int64_t lease_id, int client, int type, int number);
+    void deliver_irq(LentDevice& d, int type, int number); // device engine thread
     void device_fault(lending::Fdid fdid, const std::string& reason);
     // Device segments and IO mappings (device_segments.cpp).
     void op_dev_connect(Request& r);

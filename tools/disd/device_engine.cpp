@@ -32,6 +32,30 @@ void Daemon::wake_device_engine() {
     m_dev_engine_cv.notify_all();
 }
 
+// Engine thread: straight to the lease's connections; a full socket gets it through the main
+// loop (its outbound queue), a closed one not at all (the main loop is dropping it).
+void Daemon::deliver_irq(LentDevice& d, int type, int number) {
+    std::vector<std::pair<std::int64_t, int>> queued;
+    {
+        std::lock_guard lock(d.irq_mu);
+        for (const auto& t : d.irq_targets) {
+            json ev{{"event", "dev_irq"},
+                    {"fdid", lending::to_string(d.fdid)},
+                    {"lease_id", t.lease_id},
+                    {"type", type},
+                    {"number", number}};
+            if (wire::send_frame(t.sock->get(), ev.dump()) == wire::SendStatus::again) {
+                queued.emplace_back(t.lease_id, t.client);
+            }
+        }
+    }
+    for (const auto& [lease, client] : queued) {
+        m_worker->post([this, fdid = d.fdid, lease = lease, client = client, type, number] {
+            device_irq(fdid, lease, client, type, number);
+        });
+    }
+}
+
 void Daemon::device_engine_main() {
     using clock = std::chrono::steady_clock;
     std::vector<LentDevice*> epf;
@@ -52,11 +76,8 @@ void Daemon::device_engine_main() {
             }
             any = true;
             lending::Fdid fdid = d->fdid;
-            worked |= d->dev->poll([this, fdid](int type, int number) {
-                if (m_worker) {
-                    m_worker->post([this, fdid, type, number] { device_irq(fdid, type, number); });
-                }
-            });
+            worked |=
+                d->dev->poll([this, d](int type, int number) { deliver_irq(*d, type, number); });
             auto since = d->dev->command_pending_since();
             if (since && now - *since > m_opts.command_timeout && !d->faulted.exchange(true)) {
                 d->polled = false;

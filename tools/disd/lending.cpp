@@ -7,6 +7,7 @@
 #include "dis/lending_model.hpp"
 #include "sisci_error.h"
 
+#include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -359,6 +360,7 @@ void Daemon::borrow_join(Request& r) {
         for (const auto& l : status.leases) {
             if (l.id == id) {
                 link.joined.insert(r.client.id);
+                update_polled(link.fdid);
                 r.reply["lease"] = lending::to_json(l);
                 r.reply["device"] = lending::to_json(device_view(status));
                 return;
@@ -456,8 +458,11 @@ void Daemon::op_dev_return(Request& r) {
 
 // A closing connection: its own leases are returned (reset per policy), its joins end.
 void Daemon::release_client_leases(int client_id) {
+    std::set<std::uint32_t> touched;
     for (auto& [id, link] : m_lease_links) {
-        link.joined.erase(client_id);
+        if (link.joined.erase(client_id) != 0 || link.holder == client_id) {
+            touched.insert(link.fdid.value);
+        }
         if (link.holder != client_id) {
             continue;
         }
@@ -473,6 +478,9 @@ void Daemon::release_client_leases(int client_id) {
         });
     }
     drop_device_access(0, client_id);
+    for (auto fdid : touched) {
+        update_polled(lending::Fdid{fdid}); // no dev_irq to the closed connection
+    }
     for (auto it = m_waits.begin(); it != m_waits.end();) {
         if (it->client == client_id) {
             m_worker->submit([this, t = it->ticket] {
@@ -522,6 +530,34 @@ void Daemon::update_polled(lending::Fdid fdid) {
     bool held = std::any_of(m_lease_links.begin(), m_lease_links.end(),
                             [&](const auto& kv) { return kv.second.fdid == fdid; });
     bool poll = held && d->kind == "epf-test" && !d->faulted;
+    // The engine's own way to the lease's connections (dev_irq).
+    std::vector<LentDevice::IrqTarget> targets;
+    if (poll) {
+        for (const auto& [id, link] : m_lease_links) {
+            if (link.fdid != fdid) {
+                continue;
+            }
+            std::set<int> conns = link.joined;
+            if (link.holder != 0) {
+                conns.insert(link.holder);
+            }
+            for (int cid : conns) {
+                auto c = m_clients.find(cid);
+                if (c == m_clients.end() || c->second.doomed) {
+                    continue;
+                }
+                auto sock =
+                    std::make_shared<wire::Fd>(::fcntl(c->second.sock.get(), F_DUPFD_CLOEXEC, 0));
+                if (sock->valid()) {
+                    targets.push_back({id, cid, std::move(sock)});
+                }
+            }
+        }
+    }
+    {
+        std::lock_guard lock(d->irq_mu);
+        d->irq_targets = std::move(targets);
+    }
     if (d->polled.exchange(poll) != poll && poll) {
         wake_device_engine();
     }
@@ -579,23 +615,13 @@ void Daemon::op_dev_availability(Request& r) {
 
 // ---- the device engine's reports (main loop)
 
-void Daemon::device_irq(lending::Fdid fdid, int type, int number) {
-    for (const auto& [id, link] : m_lease_links) {
-        if (link.fdid != fdid) {
-            continue;
-        }
-        json ev{{"event", "dev_irq"},
-                {"fdid", lending::to_string(fdid)},
-                {"lease_id", id},
-                {"type", type},
-                {"number", number}};
-        if (link.holder != 0) {
-            send_to(link.holder, ev);
-        }
-        for (int cid : link.joined) {
-            send_to(cid, ev);
-        }
-    }
+void Daemon::device_irq(lending::Fdid fdid, std::int64_t lease_id, int client, int type,
+                        int number) {
+    send_to(client, json{{"event", "dev_irq"},
+                         {"fdid", lending::to_string(fdid)},
+                         {"lease_id", lease_id},
+                         {"type", type},
+                         {"number", number}});
 }
 
 // Main loop: the engine saw a command pending too long. Quarantined on a worker; the

@@ -42,8 +42,16 @@ struct LentDevice {
     std::atomic<bool> polled{false};    // borrowed: the engine polls it (epf-test only)
     std::atomic<bool> resetting{false}; // a reset is running (dev_map refuses)
     std::atomic<bool> faulted{false};   // stopped responding; polled no more until a reset
-    // Engine thread only: since when a command has been pending.
-    std::optional<std::chrono::steady_clock::time_point> pending_since;
+    // Where the engine sends dev_irq itself (one wake-up less than through the main loop):
+    // duplicates of the sockets of the connections holding or joined to a lease, kept by
+    // the main loop. A socket that is full gets it through the main loop's queue instead.
+    struct IrqTarget {
+        std::int64_t lease_id = 0;
+        int client = 0;
+        std::shared_ptr<wire::Fd> sock;
+    };
+    std::mutex irq_mu;
+    std::vector<IrqTarget> irq_targets; // under irq_mu
 };
 
 // A lease as the main loop sees it: the connection holding it and those joined to it.
