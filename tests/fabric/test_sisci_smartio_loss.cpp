@@ -104,6 +104,35 @@ TEST_CASE("sisci smartio: a reclaimed device: SCI_CB_LOST to callbacks and waite
                           milliseconds(10000)));
 }
 
+TEST_CASE("sisci smartio: a device that stops responding is quarantined: its borrower gets "
+          "SCI_CB_LOST and later calls fail") {
+    LendingFabric lf({"--command-timeout", "300"}, "epf-test name=ep0 unresponsive=1 reset_ms=1");
+    SisciSession s(lf.fabric, k_borrower);
+    sci_error_t err;
+    sci_smartio_device_t dev = nullptr;
+    SCIBorrowDevice(s.sd, &dev, k_epf, SCI_FLAG_EXCLUSIVE, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    DevSeg bar(dev, 0);
+    REQUIRE(bar.err == SCI_ERR_OK);
+    *reg(bar.addr, k_reg_command) = k_cmd_raise_msi; // never executed
+    sci_error_t status = SCI_ERR_OK;
+    auto reason = SCIWaitForRemoteSegmentEvent(bar.seg, &status, 15000, 0, &err);
+    CHECK(err == SCI_ERR_OK);
+    CHECK(reason == SCI_CB_LOST);
+    CHECK(status == SCI_ERR_NOT_AVAILABLE);
+    unsigned type;
+    SCIDisWaitForDeviceInterrupt(dev, &type, nullptr, 1000, 0, &err);
+    CHECK(err == SCI_ERR_NOT_AVAILABLE);
+    bar.release();
+    SCIReturnDevice(dev, 0, &err);
+    CHECK(err == SCI_ERR_OK);
+    LendingClient admin(lf.fabric, k_lender, 0);
+    CHECK(state_of(admin, hex(k_epf)) == "failed");
+    sci_smartio_device_t again;
+    SCIBorrowDevice(s.sd, &again, k_epf, 0, &err);
+    CHECK(err == SCI_ERR_NOT_AVAILABLE);
+}
+
 TEST_CASE("sisci smartio: the lender killed: SCI_CB_LOST, device calls fail with "
           "SCI_ERR_NODE_NOT_RESPONDING, nothing hangs") {
     LendingFabric lf;

@@ -31,8 +31,10 @@ constexpr std::uint32_t k_st_copy_success = 0x10, k_st_copy_fail = 0x20, k_st_sr
 // Node 4 (no devices) and node 8, the lender.
 struct LendingFabric {
     LocalFabric fabric{{k_borrower}};
-    explicit LendingFabric(const std::vector<std::string>& lender_extra = {}) {
-        std::vector<std::string> args{"--device", "epf-test name=ep0 reset_ms=1", "--device",
+    // lender_extra: more disd options; epf_spec: the first device's spec.
+    explicit LendingFabric(const std::vector<std::string>& lender_extra = {},
+                           const std::string& epf_spec = "epf-test name=ep0 reset_ms=1") {
+        std::vector<std::string> args{"--device", epf_spec, "--device",
                                       "memory name=mem0 reset_ms=1"};
         args.insert(args.end(), lender_extra.begin(), lender_extra.end());
         fabric.start(k_lender, args);
