@@ -115,12 +115,14 @@ _dis_tool() {
     exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
     monitor) opts="-d --delay -n --iterations -C --no-color --once --node-timeout --pcie-interval $fab $src" ;;
     bench)
-        verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency serve"
+        verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency device-cycle device-copy serve"
         case $verb in
         serve) opts="--once --idle-timeout --cpu -a --adapter --fabric --local-node" ;;
         pio-bw) opts="$bench_common --read" ;;
         dma-bw) opts="$bench_common --pull --vector" ;;
         dma-latency) opts="$bench_common --pull -m --mode" ;;
+        device-cycle) opts="$bench_common --device" ;;
+        device-copy) opts="$bench_common --device -m --mode" ;;
         *) opts="$bench_common" ;;
         esac
         ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's benchmark suite (issue 4, item 6): starts a 2-node software fabric in a
-# temporary directory, runs `dis-tool bench` with enough iterations, checks the software
+# The project's benchmark suite (issue 4, item 6; issue 9, item 6 for the device benchmarks):
+# starts a 2-node software fabric in a temporary directory (node 8 lends an epf-test device), runs `dis-tool bench` with enough iterations, checks the software
 # fabric's goals as ratios to the host baseline measured in the same run, prints a table
 # (measured, goal, pass/fail) with the machine it ran on, and exits 1 if any goal is missed.
 # Not part of the unit-test run.
@@ -45,18 +45,24 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$tool" fabric start --nodes 2 --fabric "$fabric" >/dev/null
+# The lent device of device-cycle and device-copy: fdid 0x80000. Its reset (clearing its BARs
+# and registers) takes no extra configured time, so device-cycle measures the lending path and
+# the reset's real work, not an emulated delay.
+dev_fdid=0x80000
+printf 'device 8 epf-test name=bench0 reset_ms=0\n' >"$work/fabric.conf"
+"$tool" fabric start --nodes 2 --fabric "$fabric" --config "$work/fabric.conf" >/dev/null
 
 iters() { awk -v n="$1" -v s="$scale" 'BEGIN { v = int(n * s); print (v < 10 ? 10 : v) }'; }
 # Bandwidth runs are timed (seconds per size) rather than counted: a fixed count of fast
 # copies lasts well under a scheduler time slice, and one preemption would decide the figure.
 dur() { awk -v n="$1" -v s="$scale" 'BEGIN { v = n * s; printf "%.3f", (v < 0.05 ? 0.05 : v) }'; }
 
-# run NAME ARGS...: one bench run, its CSV in $work/NAME.csv (and JSON for KEEP).
+# run NAME ARGS...: one bench run, its CSV in $work/NAME.csv (and JSON for KEEP). The peer is
+# node 8 (-r 8) unless $target names another (--device FDID for the device tests).
 run() {
   local name=$1; shift
   # shellcheck disable=SC2086
-  if ! "$tool" bench "$@" -r 8 --fabric "$fabric" --baseline ${pin:---no-pin} -o json >"$work/$name.json" \
+  if ! "$tool" bench "$@" ${target:--r 8} --fabric "$fabric" --baseline ${pin:---no-pin} -o json >"$work/$name.json" \
        2>"$work/$name.err"; then
     echo "bench-suite: '$name' failed: $(cat "$work/$name.err")" >&2
     exit 3
@@ -148,6 +154,26 @@ for mode in wait poll; do
         -n "$(iters 20000)" -w "$(iters 2000)")
   goal "dma-latency 64 B median, $mode mode" "$m" "<= $limit us" "$(le "${m% us}" "$limit")"
 done
+
+# Device lending (issue 9): one borrow cycle of the lent device, median and p99 of a run (the
+# median run by its median counts), and the epf-test DMA COPY against memcpy.
+cycle_lines=""
+for ((i = 1; i <= runs; i++)); do
+  target="--device $dev_fdid" run device-cycle device-cycle -n "$(iters 2000)" -w "$(iters 50)"
+  med=$(jq -r '.results[0].median_us' "$work/device-cycle.json")
+  p99=$(jq -r '.results[0].p99_us' "$work/device-cycle.json")
+  echo "device-cycle run $i: median $med us, p99 $p99 us" >>"$work/runs.txt"
+  cp "$work/device-cycle.json" "$work/device-cycle-run$i.json"
+  cycle_lines+="$med|$med $p99"$'\n'
+done
+read -r med p99 <<<"$(printf '%s' "$cycle_lines" | median_of)"
+goal "device-cycle median (borrow+BAR+map+read+return)" "$(printf '%.1f us' "$med")" "<= 1000 us" \
+  "$(le "$med" 1000)"
+goal "device-cycle p99, same run" "$(printf '%.1f us' "$p99")" "<= 5000 us" "$(le "$p99" 5000)"
+
+m=$(target="--device $dev_fdid" measure device-copy bw epf-copy-dma device-copy --sizes 1M \
+      -n "$(iters 300)" -w "$(iters 10)")
+goal "device-copy epf-test COPY 1 MiB DMA / memcpy" "$m" ">= 0.80x" "$(ge "$(ratio_of "$m")" 0.8)"
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo

@@ -24,5 +24,7 @@ void dma_latency(Session& s, const BenchOptions& o, Report& rep);
 // interrupts.cpp
 void intr_latency(Session& s, const BenchOptions& o, Report& rep);
 void data_intr_latency(Session& s, const BenchOptions& o, Report& rep);
+// device.cpp: device-cycle and device-copy (no responder; the lender's device is the peer)
+void device_test(const BenchOptions& o, Report& rep);
 
 } // namespace dis::bench::detail

@@ -21,6 +21,8 @@ constexpr TestName k_tests[] = {
     {TestKind::dma_latency, "dma-latency"},
     {TestKind::intr_latency, "intr-latency"},
     {TestKind::data_intr_latency, "data-intr-latency"},
+    {TestKind::device_cycle, "device-cycle"},
+    {TestKind::device_copy, "device-copy"},
 };
 
 std::string fixed(double v, int decimals) {
@@ -121,7 +123,7 @@ std::vector<std::string> test_names() {
 }
 
 bool is_latency_test(TestKind test) noexcept {
-    return test != TestKind::pio_bw && test != TestKind::dma_bw;
+    return test != TestKind::pio_bw && test != TestKind::dma_bw && test != TestKind::device_copy;
 }
 
 const char* to_string(Wait wait) noexcept {

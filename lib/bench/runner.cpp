@@ -12,10 +12,21 @@ using namespace detail;
 
 namespace {
 
+bool is_device_test(TestKind test) {
+    return test == TestKind::device_cycle || test == TestKind::device_copy;
+}
+
 void validate(const BenchOptions& o) {
     if (o.iterations == 0 && o.duration_s <= 0)
         throw Error(ErrorKind::invalid_input, "--iterations must be at least 1");
-    if (o.sizes.empty() && o.test != TestKind::intr_latency)
+    if (is_device_test(o.test) != o.device.has_value())
+        throw Error(ErrorKind::invalid_input,
+                    o.device ? "--device applies to device-cycle and device-copy only"
+                             : std::string(to_string(o.test)) + " needs --device FDID");
+    if (o.test == TestKind::device_copy && o.dma_mode != DmaMode::sleep &&
+        o.dma_mode != DmaMode::poll)
+        throw Error(ErrorKind::invalid_input, "device-copy --mode is sleep or poll");
+    if (o.sizes.empty() && o.test != TestKind::intr_latency && o.test != TestKind::device_cycle)
         throw Error(ErrorKind::invalid_input, "no sizes to test");
     const bool pingpong = o.test == TestKind::pio_latency;
     for (auto size : o.sizes)
@@ -41,6 +52,16 @@ void validate(const BenchOptions& o) {
     }
 }
 
+Report checked(const BenchOptions& options, Report& rep) {
+    for (const auto& r : rep.results)
+        if (r.payload == Payload::failed)
+            throw Error(ErrorKind::check_failed,
+                        std::string(to_string(options.test)) + ": payload check failed at size " +
+                            std::to_string(r.size) + ": " + r.payload_detail);
+    attach_ratios(rep);
+    return std::move(rep);
+}
+
 } // namespace
 
 Report run_test(const BenchOptions& options) {
@@ -49,6 +70,10 @@ Report run_test(const BenchOptions& options) {
     Report rep;
     rep.test = options.test;
     rep.remote_node = options.remote_node;
+    if (is_device_test(options.test)) {
+        device_test(options, rep);
+        return checked(options, rep);
+    }
     Session session(options);
     rep.local_node = session.local_node();
     switch (options.test) {
@@ -70,15 +95,12 @@ Report run_test(const BenchOptions& options) {
     case TestKind::data_intr_latency:
         data_intr_latency(session, options, rep);
         break;
+    case TestKind::device_cycle:
+    case TestKind::device_copy:
+        break; // above
     }
     session.finish();
-    for (const auto& r : rep.results)
-        if (r.payload == Payload::failed)
-            throw Error(ErrorKind::check_failed,
-                        std::string(to_string(options.test)) + ": payload check failed at size " +
-                            std::to_string(r.size) + ": " + r.payload_detail);
-    attach_ratios(rep);
-    return rep;
+    return checked(options, rep);
 }
 
 } // namespace dis::bench

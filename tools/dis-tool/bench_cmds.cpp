@@ -6,6 +6,7 @@
 #include "dis/bench.hpp"
 #include "dis/error.hpp"
 #include "dis/fabric_admin.hpp"
+#include "dis/lending_fdid.hpp"
 #include "dis/sisci.hpp"
 
 #include <sched.h>
@@ -44,6 +45,7 @@ struct BenchCliOptions {
     unsigned timeout_ms = 10000;
     std::string fabric_dir;
     std::optional<std::uint32_t> local_node;
+    std::string device; // device-cycle, device-copy: the fdid
     // serve
     bool once = false;
     unsigned idle_timeout_s = 0;
@@ -69,6 +71,10 @@ TestDefaults defaults_for(bench::TestKind test) {
         return {"", 1000, 100};
     case bench::TestKind::data_intr_latency:
         return {"4..1K", 1000, 100};
+    case bench::TestKind::device_cycle:
+        return {"", 1000, 20};
+    case bench::TestKind::device_copy:
+        return {"1M", 200, 10};
     }
     return {"4K", 100, 10};
 }
@@ -155,16 +161,26 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
     opts.test = test;
     opts.remote_node = o.remote_node;
     opts.adapter = o.adapter;
-    const bool sizes_given = test != bench::TestKind::intr_latency && cmd->count("--sizes") > 0;
-    if (test != bench::TestKind::intr_latency)
+    const bool device_test =
+        test == bench::TestKind::device_cycle || test == bench::TestKind::device_copy;
+    const bool sized =
+        test != bench::TestKind::intr_latency && test != bench::TestKind::device_cycle;
+    const bool sizes_given = sized && cmd->count("--sizes") > 0;
+    if (sized)
         opts.sizes = bench::parse_sizes(sizes_given ? o.sizes : d.sizes);
+    if (device_test) {
+        opts.device = lending::parse_fdid(o.device).value;
+        opts.remote_node = *opts.device >> 16;
+    }
     opts.iterations = cmd->count("--iterations") ? o.iterations : d.iterations;
     opts.warmup = cmd->count("--warmup") ? o.warmup : d.warmup;
     opts.duration_s = o.duration_s;
     opts.read = o.read;
     opts.pull = o.pull;
     opts.vector = o.vector;
-    opts.dma_mode = bench::parse_dma_mode(o.mode);
+    // device-copy spins on STATUS unless told to sleep until the device's interrupt.
+    opts.dma_mode = bench::parse_dma_mode(
+        test == bench::TestKind::device_copy && !cmd->count("--mode") ? "poll" : o.mode);
     opts.timeout = std::chrono::milliseconds(o.timeout_ms);
     const bool software = fabric::sisci::software_fabric();
     // On the software fabric both sides run on this host: give them CPUs of their own.
@@ -177,7 +193,7 @@ void run_bench(const Context& ctx, bench::TestKind test, const BenchCliOptions& 
     opts.remote_cpu = pinning.remote_cpu;
     // The yardstick is on by default where the "fabric" is this host's memory.
     opts.baseline = cmd->count("--baseline") || cmd->count("--no-baseline") ? o.baseline : software;
-    if (software && !o.no_spawn) {
+    if (software && !o.no_spawn && !device_test) {
         opts.responder_argv = {"/proc/self/exe", "bench",
                                "serve",          "--once",
                                "--adapter",      std::to_string(o.adapter),
@@ -220,12 +236,24 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
                 return "Remote interrupt round trip / 2";
             case bench::TestKind::data_intr_latency:
                 return "Data interrupt (with payload) round trip / 2";
+            case bench::TestKind::device_cycle:
+                return "SmartIO: borrow + connect BAR0 + map + first register read + return";
+            case bench::TestKind::device_copy:
+                return "SmartIO: epf-test COPY with the DMA flag against memcpy";
             }
             return "";
         }());
-        cmd->add_option("-r,--remote-node", opts->remote_node, "Node id of the responder")
-            ->required();
-        if (test != bench::TestKind::intr_latency)
+        const bool device_test =
+            test == bench::TestKind::device_cycle || test == bench::TestKind::device_copy;
+        if (device_test)
+            cmd->add_option("--device", opts->device,
+                            "Fabric device id of the lent device (e.g. 0x80000; its lender is "
+                            "the remote node)")
+                ->required();
+        else
+            cmd->add_option("-r,--remote-node", opts->remote_node, "Node id of the responder")
+                ->required();
+        if (test != bench::TestKind::intr_latency && test != bench::TestKind::device_cycle)
             cmd->add_option("-s,--sizes", opts->sizes,
                             std::string("Sizes: a list and/or ranges in powers of two, e.g. "
                                         "4..4M or 8,64,4K (default ") +
@@ -251,8 +279,9 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
         cmd->add_flag("--baseline,!--no-baseline", opts->baseline,
                       "Measure the host yardstick at the same sizes (default: on with the "
                       "software fabric)");
-        cmd->add_flag("--no-spawn", opts->no_spawn,
-                      "Do not start the responder; one runs already (`bench serve`)");
+        if (!device_test)
+            cmd->add_flag("--no-spawn", opts->no_spawn,
+                          "Do not start the responder; one runs already (`bench serve`)");
         cmd->add_option("--timeout", opts->timeout_ms,
                         "Milliseconds to wait for the responder or a message (default 10000)");
         if (test == bench::TestKind::pio_bw)
@@ -269,6 +298,11 @@ void register_bench_commands(CLI::App& app, Context& ctx) {
                             "(sleeps until the completion callback wakes it), poll "
                             "(SCIDMAQueueState: spins) or callback (default wait)")
                 ->check(CLI::IsMember({"wait", "sleep", "poll", "callback"}));
+        if (test == bench::TestKind::device_copy)
+            cmd->add_option("-m,--mode", opts->mode,
+                            "Completion: poll (spin on STATUS) or sleep (until the device's "
+                            "interrupt) (default poll)")
+                ->check(CLI::IsMember({"poll", "sleep"}));
         add_common_options(cmd, *opts);
         cmd->callback([&ctx, opts, test, cmd] { run_bench(ctx, test, *opts, cmd); });
     }

@@ -19,7 +19,16 @@
 
 namespace dis::bench {
 
-enum class TestKind { pio_latency, pio_bw, dma_bw, dma_latency, intr_latency, data_intr_latency };
+enum class TestKind {
+    pio_latency,
+    pio_bw,
+    dma_bw,
+    dma_latency,
+    intr_latency,
+    data_intr_latency,
+    device_cycle, // SmartIO: borrow + connect BAR + map + first register read + return
+    device_copy,  // SmartIO: epf-test COPY with FLAG_USE_DMA against memcpy
+};
 
 const char* to_string(TestKind test) noexcept;
 // Throws dis::Error(invalid_input) for an unknown name.
@@ -250,6 +259,7 @@ struct BenchOptions {
     std::vector<std::string> responder_argv;
     std::vector<std::string> responder_env;
     std::chrono::milliseconds timeout{10000}; // per handshake and per message
+    std::optional<std::uint32_t> device;      // device-cycle, device-copy: the fdid
 };
 
 // Runs one test against the responder on `remote_node`. Throws check_failed when a payload
