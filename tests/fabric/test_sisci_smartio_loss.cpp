@@ -223,7 +223,7 @@ TEST_CASE("sisci smartio: a borrower whose own node is lost stops renewing: its 
     CHECK(has_row(history(admin, hex(k_epf)), "expire"));
 }
 
-TEST_CASE("sisci smartio: $DIS_SMARTIO_JOIN joins a lease another process holds; returning "
+TEST_CASE("sisci smartio: $DIS_SMARTIO_JOIN joins a lease another process holds, and returning "
           "leaves the holder's lease") {
     LendingFabric lf;
     LendingClient holder(lf.fabric, k_lender, k_borrower);
