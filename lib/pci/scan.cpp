@@ -23,6 +23,7 @@ extern "C" {
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
@@ -192,11 +193,14 @@ std::optional<std::uint32_t> read_number_at(int dirfd, const char* name, long lo
 // shows: an SR-IOV VF's own Vendor and Device ID registers read 0xffff (the kernel takes the
 // PF's vendor and the VF Device ID of the PF's SR-IOV capability), and quirks may fix up ids
 // and classes of broken devices.
-void read_sysfs_ids(int dir, Device& dev) {
-    if (auto v = read_number_at(dir, "vendor", 0xffff))
-        dev.vendor_id = static_cast<std::uint16_t>(*v);
-    if (auto v = read_number_at(dir, "device", 0xffff))
-        dev.device_id = static_cast<std::uint16_t>(*v);
+// `ident_known`: libpci's sysfs method has read vendor and device already (the same files).
+void read_sysfs_ids(int dir, Device& dev, bool ident_known) {
+    if (!ident_known) {
+        if (auto v = read_number_at(dir, "vendor", 0xffff))
+            dev.vendor_id = static_cast<std::uint16_t>(*v);
+        if (auto v = read_number_at(dir, "device", 0xffff))
+            dev.device_id = static_cast<std::uint16_t>(*v);
+    }
     if (auto v = read_number_at(dir, "class", 0xffffff)) {
         dev.class_id = static_cast<std::uint16_t>(*v >> 8);
         dev.prog_if = static_cast<std::uint8_t>(*v & 0xff);
@@ -263,14 +267,14 @@ void read_sysfs_bars(int dir, Device& dev) {
               [](const Bar& a, const Bar& b) { return a.index < b.index; });
 }
 
-void read_sysfs_attributes(const fs::path& root, const ScanOptions& options, Device& dev,
-                           bool& parent_known) {
+void read_sysfs_attributes(const fs::path& root, const ScanOptions& options, bool ident_known,
+                           Device& dev, bool& parent_known) {
     const fs::path entry = root / "bus/pci/devices" / dev.bdf.to_string();
     const dis::UniqueFd dir_fd = open_dir(entry);
     if (!dir_fd.valid())
         return;
     const int dir = dir_fd.get();
-    read_sysfs_ids(dir, dev);
+    read_sysfs_ids(dir, dev, ident_known);
     if (auto driver = link_basename_at(dir, "driver"))
         dev.driver = *driver;
     for (const char* file : {"aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal"}) {
@@ -546,6 +550,7 @@ Topology scan(const Source& source, const ScanOptions& options) {
 
     Names names(a);
     std::vector<Device> devices;
+    std::set<Bdf> ident_known; // vendor and device as libpci read them from sysfs
     std::array<std::uint8_t, 4096> buf{};
     for (pci_dev* p = a->devices; p; p = p->next) {
         Device dev;
@@ -559,6 +564,11 @@ Topology scan(const Source& source, const ScanOptions& options) {
             // Nothing readable (e.g. a sysfs entry without a config file).
             dev.vendor_id = dev.device_id = 0xffff;
             dev.class_id = 0xffff;
+        }
+        if (source.kind != Source::Kind::dump && (p->known_fields & PCI_FILL_IDENT) != 0) {
+            dev.vendor_id = static_cast<std::uint16_t>(p->vendor_id);
+            dev.device_id = static_cast<std::uint16_t>(p->device_id);
+            ident_known.insert(dev.bdf);
         }
         devices.push_back(std::move(dev));
     }
@@ -577,7 +587,8 @@ Topology scan(const Source& source, const ScanOptions& options) {
         auto read_range = [&](std::size_t from, std::size_t to) {
             for (std::size_t i = from; i < to; ++i) {
                 bool k = false;
-                read_sysfs_attributes(*root, options, devices[i], k);
+                read_sysfs_attributes(*root, options, ident_known.count(devices[i].bdf) != 0,
+                                      devices[i], k);
                 known[i] = k;
             }
         };
