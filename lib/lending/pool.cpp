@@ -47,7 +47,8 @@ using detail::holder;
 
 Pool::Impl::Impl(PoolOptions o)
     : opt(std::move(o)),
-      db(opt.database, static_cast<int>(opt.busy_timeout.count()), opt.synchronous_full) {
+      db(opt.database, static_cast<int>(opt.busy_timeout.count()), opt.synchronous_full,
+         opt.manual_checkpoints) {
     if (!opt.clock)
         opt.clock = std::make_shared<SystemClock>();
     if (!opt.device)

@@ -402,6 +402,11 @@ std::vector<AuditRow> Pool::history(std::optional<Fdid> fdid,
     return store::load_audit(m_impl->db, fdid, since);
 }
 
+void Pool::checkpoint() {
+    std::lock_guard lock(m_impl->mu);
+    m_impl->db.checkpoint();
+}
+
 std::int64_t Pool::audit_count() const {
     std::lock_guard lock(m_impl->mu);
     return store::count_audit(m_impl->db);

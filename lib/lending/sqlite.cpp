@@ -87,7 +87,8 @@ std::string Stmt::text(int column) const {
     return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
 }
 
-Db::Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_full) {
+Db::Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_full,
+       bool manual_checkpoints) {
     sqlite3* raw = nullptr;
     int rc =
         sqlite3_open_v2(path.c_str(), &raw,
@@ -99,6 +100,27 @@ Db::Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_
     exec("PRAGMA journal_mode=WAL");
     exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
+    if (manual_checkpoints)
+        exec("PRAGMA wal_autocheckpoint=0");
+}
+
+void Db::checkpoint() {
+    // Passive first: it never blocks a writer. Under sustained writes a passive checkpoint
+    // never catches up and the log would grow without end, so past 1,024 frames (4 MiB) the
+    // log is copied and truncated, holding writers off for that one sync.
+    constexpr int k_max_frames = 1024;
+    int log_frames = 0;
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(m_db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        fail(m_db.get(), rc, "wal checkpoint");
+    if (log_frames > k_max_frames) {
+        rc = sqlite3_wal_checkpoint_v2(m_db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                       nullptr);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            fail(m_db.get(), rc, "wal checkpoint");
+    }
 }
 
 void Db::exec(const std::string& sql) {

@@ -58,7 +58,12 @@ private:
 class Db {
 public:
     // Opens (creating) the file, WAL mode, the busy timeout, foreign keys on.
-    Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_full);
+    // `manual_checkpoints`: no automatic WAL checkpoint at commit (its fsync would land on
+    // whichever writer crosses the threshold); the owner calls checkpoint() instead.
+    Db(const std::filesystem::path& path, int busy_timeout_ms, bool synchronous_full,
+       bool manual_checkpoints = false);
+    // Copies the WAL back into the database without waiting for readers or writers.
+    void checkpoint();
     void exec(const std::string& sql);
     // Compiled once per connection and reused (compiling costs more than most of the pool's
     // statements take to run); a statement still in use is compiled afresh.

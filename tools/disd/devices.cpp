@@ -89,6 +89,7 @@ void Daemon::start_lending() {
     }
     po.device = m_device_control;
     po.reset_timeout = m_opts.reset_timeout;
+    po.manual_checkpoints = true; // lending_tick() checkpoints on a worker thread
     m_pool_work = std::make_unique<lending::Pool>(po);
     m_pool = std::make_unique<lending::Pool>(po);
     m_worker = std::make_unique<LendingWorker>(k_worker_threads);

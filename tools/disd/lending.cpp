@@ -183,6 +183,7 @@ void Daemon::lending_tick() {
         lost_context().reason = "lease expired";
         try {
             m_pool_work->tick();
+            m_pool_work->checkpoint();
         } catch (const std::exception& e) {
             log(std::string("lease clock: ") + e.what());
         }

@@ -108,6 +108,9 @@ struct PoolOptions {
     Millis reset_timeout{std::chrono::seconds(5)};
     Millis busy_timeout{std::chrono::seconds(10)}; // waiting for another writer of the DB
     bool synchronous_full = false; // NORMAL survives a killed process; FULL survives power loss
+    // No WAL checkpoint inside a commit (its fsync is a borrow's 5 ms tail); the owner calls
+    // checkpoint() off the request path instead (disd: every lease-clock tick, on a worker).
+    bool manual_checkpoints = false;
     // Test hook: runs inside each transaction, after its writes, before COMMIT.
     std::function<void(const AuditRow&)> before_commit;
 };
@@ -165,6 +168,8 @@ public:
     std::vector<AuditRow> history(std::optional<Fdid> fdid = std::nullopt,
                                   std::optional<TimePoint> since = std::nullopt) const;
     std::int64_t audit_count() const;
+    // Moves the write-ahead log into the database file (see PoolOptions::manual_checkpoints).
+    void checkpoint();
 
     struct Impl; // opaque: lib/lending/pool_impl.hpp
 
