@@ -35,7 +35,7 @@ TEST_CASE("children forked while events arrive initialise libsisci and finish", 
             sci_remote_segment_t r;
             SCIConnectSegment(sd, &r, 4, 77, 0, nullptr, nullptr, 2000, 0, &e);
             if (e != SCI_ERR_OK) {
-                return 1;
+                continue; // only the flood matters here, not each connection
             }
             SCIDisconnectSegment(r, 0, &e);
             ++rounds;
