@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <immintrin.h>
+#include <memory>
 
 namespace dis::bench::detail {
 
@@ -51,114 +52,24 @@ std::string fdid_text(std::uint32_t fdid) {
     return lending::to_string(lending::Fdid{fdid});
 }
 
-// A borrowed device (SCIBorrowDevice / SCIReturnDevice). A device that is still being reset
-// after the previous return is retried until `timeout`; `retries` counts those attempts.
-class BorrowedDevice {
-public:
-    BorrowedDevice(sci_desc_t sd, std::uint32_t fdid, std::chrono::milliseconds timeout,
-                   std::uint64_t& retries) {
-        const auto deadline = Clock::now() + timeout;
-        for (;;) {
-            sci_error_t err = SCI_ERR_OK;
-            SCIBorrowDevice(sd, &m_device, fdid, SCI_FLAG_EXCLUSIVE, &err);
-            if (err == SCI_ERR_OK)
-                return;
-            if (err != SCI_ERR_NOT_AVAILABLE || Clock::now() > deadline)
-                sci::throw_error("SCIBorrowDevice(" + fdid_text(fdid) + ")", err);
-            ++retries;
-            _mm_pause();
+// Borrows `fdid` exclusively; a device still being reset after the previous return refuses
+// the borrow as busy (SCI_ERR_NOT_AVAILABLE) and is retried until `timeout`; `retries`
+// counts those attempts.
+std::unique_ptr<sci::Device> borrow_when_reset(sci_desc_t sd, std::uint32_t fdid,
+                                               std::chrono::milliseconds timeout,
+                                               std::uint64_t& retries) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        try {
+            return std::make_unique<sci::Device>(sd, fdid, true);
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::busy || Clock::now() > deadline)
+                throw;
         }
+        ++retries;
+        _mm_pause();
     }
-    ~BorrowedDevice() {
-        if (m_device) {
-            sci_error_t err;
-            SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
-        }
-    }
-    BorrowedDevice(const BorrowedDevice&) = delete;
-    BorrowedDevice& operator=(const BorrowedDevice&) = delete;
-    sci_smartio_device_t get() const { return m_device; }
-    void give_back() {
-        sci_error_t err = SCI_ERR_OK;
-        SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
-        m_device = nullptr;
-        sci::check(err, "SCIReturnDevice");
-    }
-
-private:
-    sci_smartio_device_t m_device = nullptr;
-};
-
-// A BAR of a borrowed device, connected (SCIConnectDeviceSegment) and mapped.
-class DeviceBar {
-public:
-    DeviceBar(sci_smartio_device_t device, std::uint32_t bar) {
-        sci_error_t err = SCI_ERR_OK;
-        SCIConnectDeviceSegment(device, &m_segment, bar, SCI_MEMTYPE_BAR, nullptr, nullptr,
-                                SCI_NO_FLAGS, &err);
-        sci::check(err, "SCIConnectDeviceSegment(BAR)");
-        m_size = SCIGetRemoteSegmentSize(m_segment);
-        m_addr = static_cast<volatile std::uint32_t*>(SCIMapRemoteSegment(
-            m_segment, &m_map, 0, m_size, nullptr, SCI_FLAG_IO_MAP_IOSPACE, &err));
-        if (err != SCI_ERR_OK) {
-            sci_error_t ignored;
-            SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &ignored);
-            sci::throw_error("SCIMapRemoteSegment(BAR)", err);
-        }
-    }
-    ~DeviceBar() {
-        sci_error_t err;
-        if (m_map)
-            SCIUnmapSegment(m_map, SCI_NO_FLAGS, &err);
-        if (m_segment)
-            SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &err);
-    }
-    DeviceBar(const DeviceBar&) = delete;
-    DeviceBar& operator=(const DeviceBar&) = delete;
-    void close() {
-        sci_error_t err = SCI_ERR_OK;
-        SCIUnmapSegment(m_map, SCI_NO_FLAGS, &err);
-        m_map = nullptr;
-        sci::check(err, "SCIUnmapSegment(BAR)");
-        SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &err);
-        m_segment = nullptr;
-        sci::check(err, "SCIDisconnectSegment(BAR)");
-    }
-    volatile std::uint32_t& reg(std::size_t offset) const { return m_addr[offset / 4]; }
-    std::size_t size() const { return m_size; }
-
-private:
-    sci_remote_segment_t m_segment = nullptr;
-    sci_map_t m_map = nullptr;
-    volatile std::uint32_t* m_addr = nullptr;
-    std::size_t m_size = 0;
-};
-
-// A local segment mapped for the device (SCIMapLocalSegmentForDevice): its IO address.
-class DeviceMapping {
-public:
-    DeviceMapping(const sci::LocalSegment& segment, std::uint32_t adapter,
-                  sci_smartio_device_t device)
-        : m_segment(segment.handle()), m_adapter(adapter), m_device(device) {
-        sci_error_t err = SCI_ERR_OK;
-        SCIMapLocalSegmentForDevice(m_segment, adapter, device, &m_io, 0, segment.size(),
-                                    SCI_NO_FLAGS, &err);
-        sci::check(err, "SCIMapLocalSegmentForDevice");
-    }
-    ~DeviceMapping() {
-        sci_error_t err;
-        SCIUnmapLocalSegmentForDevice(m_segment, m_adapter, m_device, SCI_NO_FLAGS, &err);
-    }
-    DeviceMapping(const DeviceMapping&) = delete;
-    DeviceMapping& operator=(const DeviceMapping&) = delete;
-    sci_ioaddr_t io() const { return m_io; }
-
-private:
-    sci_local_segment_t m_segment;
-    std::uint32_t m_adapter;
-    sci_smartio_device_t m_device;
-    sci_ioaddr_t m_io = 0;
-};
+}
 
 constexpr const char* k_cycle_wait =
     "each call waits for the lender's reply, sleeping in the kernel; a borrow that finds the "
@@ -185,11 +96,11 @@ void device_cycle(const BenchOptions& o, sci_desc_t sd, Report& rep) {
     cpu.start();
     auto loop = timed_loop(o, [&](std::uint64_t i) {
         const auto t0 = Clock::now();
-        BorrowedDevice device(sd, fdid, o.timeout, retries);
-        DeviceBar bar(device.get(), 0);
-        [[maybe_unused]] const std::uint32_t first = bar.reg(0); // the first register read
+        auto device = borrow_when_reset(sd, fdid, o.timeout, retries);
+        sci::DeviceSegment bar(*device, SCI_MEMTYPE_BAR, 0);
+        [[maybe_unused]] const std::uint32_t first = *bar.reg(0); // the first register read
         bar.close();
-        device.give_back();
+        device->give_back();
         const auto t1 = Clock::now();
         if (i >= o.warmup)
             samples.push_back(elapsed_us(t0, t1));
@@ -215,8 +126,8 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
     rep.completion = by_irq ? k_copy_sleep : k_copy_poll;
     const std::uint32_t fdid = *o.device;
     std::uint64_t retries = 0;
-    BorrowedDevice device(sd, fdid, o.timeout, retries);
-    DeviceBar regs(device.get(), 0);
+    auto device = borrow_when_reset(sd, fdid, o.timeout, retries);
+    sci::DeviceSegment regs(*device, SCI_MEMTYPE_BAR, 0);
     if (regs.size() < 0x40)
         throw Error(ErrorKind::invalid_input,
                     "device " + fdid_text(fdid) + ": BAR0 is too small for epf-test registers");
@@ -227,17 +138,17 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
         // Two local segments mapped for the device: the COPY's source and destination.
         sci::LocalSegment src(sd, k_copy_segment_base | pid_bits, size, o.adapter);
         sci::LocalSegment dst(sd, k_copy_segment_base | pid_bits | 1, size, o.adapter);
-        DeviceMapping src_io(src, o.adapter, device.get());
-        DeviceMapping dst_io(dst, o.adapter, device.get());
-        regs.reg(k_reg_src_lower) = static_cast<std::uint32_t>(src_io.io());
-        regs.reg(k_reg_src_upper) = static_cast<std::uint32_t>(src_io.io() >> 32);
-        regs.reg(k_reg_dst_lower) = static_cast<std::uint32_t>(dst_io.io());
-        regs.reg(k_reg_dst_upper) = static_cast<std::uint32_t>(dst_io.io() >> 32);
-        regs.reg(k_reg_size) = static_cast<std::uint32_t>(size);
-        regs.reg(k_reg_flags) = k_flag_use_dma;
-        regs.reg(k_reg_irq_type) = k_irq_type_msi;
+        sci::DeviceMapping src_io(*device, src.handle(), 0, size, o.adapter);
+        sci::DeviceMapping dst_io(*device, dst.handle(), 0, size, o.adapter);
+        *regs.reg(k_reg_src_lower) = static_cast<std::uint32_t>(src_io.io_addr());
+        *regs.reg(k_reg_src_upper) = static_cast<std::uint32_t>(src_io.io_addr() >> 32);
+        *regs.reg(k_reg_dst_lower) = static_cast<std::uint32_t>(dst_io.io_addr());
+        *regs.reg(k_reg_dst_upper) = static_cast<std::uint32_t>(dst_io.io_addr() >> 32);
+        *regs.reg(k_reg_size) = static_cast<std::uint32_t>(size);
+        *regs.reg(k_reg_flags) = k_flag_use_dma;
+        *regs.reg(k_reg_irq_type) = k_irq_type_msi;
         // MSI vector 1 when sleeping; vector 0 raises nothing (as in the kernel's function).
-        regs.reg(k_reg_irq_number) = by_irq ? 1 : 0;
+        *regs.reg(k_reg_irq_number) = by_irq ? 1 : 0;
         auto* s = reinterpret_cast<volatile std::uint64_t*>(src.bytes());
         auto* d = reinterpret_cast<volatile std::uint64_t*>(dst.bytes());
         const std::size_t last = size / 8 ? size / 8 - 1 : 0;
@@ -250,25 +161,20 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
                 s[0] = stamp;
                 s[last] = ~stamp;
             }
-            regs.reg(k_reg_status) = 0;
+            *regs.reg(k_reg_status) = 0;
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            regs.reg(k_reg_command) = k_command_copy;
+            *regs.reg(k_reg_command) = k_command_copy;
             const auto deadline = Clock::now() + o.timeout;
             if (by_irq) {
-                unsigned int type = 0, number = 0;
-                sci_error_t err = SCI_ERR_OK;
-                SCIDisWaitForDeviceInterrupt(device.get(), &type, &number,
-                                             sci::timeout_ms(o.timeout), SCI_NO_FLAGS, &err);
-                if (err == SCI_ERR_TIMEOUT)
+                if (!device->wait_interrupt(o.timeout))
                     throw Error(ErrorKind::timeout, "device " + fdid_text(fdid) +
                                                         ": no interrupt after COPY within " +
                                                         std::to_string(o.timeout.count()) + " ms");
-                sci::check(err, "SCIDisWaitForDeviceInterrupt");
             }
             // STATUS is written before the interrupt is raised: after one it is already there.
             std::uint32_t status = 0;
             for (unsigned spins = 1;; ++spins) {
-                status = regs.reg(k_reg_status);
+                status = *regs.reg(k_reg_status);
                 if (status & (k_status_copy_success | k_status_copy_fail))
                     break;
                 _mm_pause();
@@ -324,7 +230,7 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
         yardstick.finish(rep);
     }
     regs.close();
-    device.give_back();
+    device->give_back();
 }
 
 void device_test(const BenchOptions& o, Report& rep) {

@@ -365,7 +365,16 @@ Device::Device(sci_desc_t sd, std::uint32_t fdid, bool exclusive) : m_fdid(fdid)
 
 Device::~Device() {
     sci_error_t err = SCI_ERR_OK;
+    if (m_device != nullptr)
+        SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
+}
+
+void Device::give_back() {
+    sci_error_t err = SCI_ERR_OK;
     SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
+    m_device = nullptr;
+    if (err != SCI_ERR_OK)
+        throw_error("SCIReturnDevice(fdid " + fdid_text(m_fdid) + ")", err);
 }
 
 void Device::release_exclusive() {
@@ -427,15 +436,28 @@ void DeviceSegment::connect(const Device& device, unsigned int memtype, std::uin
 
 DeviceSegment::~DeviceSegment() {
     sci_error_t err = SCI_ERR_OK;
+    if (m_map != nullptr)
+        SCIUnmapSegment(m_map, SCI_NO_FLAGS, &err);
+    if (m_segment != nullptr)
+        SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &err);
+}
+
+void DeviceSegment::close() {
+    sci_error_t err = SCI_ERR_OK;
     SCIUnmapSegment(m_map, SCI_NO_FLAGS, &err);
+    m_map = nullptr;
+    check(err, "SCIUnmapSegment(device segment)");
     SCIDisconnectSegment(m_segment, SCI_NO_FLAGS, &err);
+    m_segment = nullptr;
+    check(err, "SCIDisconnectSegment(device segment)");
 }
 
 DeviceMapping::DeviceMapping(const Device& device, sci_local_segment_t segment, std::size_t offset,
-                             std::size_t size)
-    : m_device(device.handle()), m_local(segment) {
+                             std::size_t size, std::uint32_t adapter)
+    : m_device(device.handle()), m_local(segment), m_adapter(adapter) {
     sci_error_t err = SCI_ERR_OK;
-    SCIMapLocalSegmentForDevice(segment, 0, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS, &err);
+    SCIMapLocalSegmentForDevice(segment, adapter, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS,
+                                &err);
     if (err != SCI_ERR_OK)
         throw_error("SCIMapLocalSegmentForDevice(fdid " + fdid_text(device.fdid()) + ")", err);
 }
@@ -452,7 +474,7 @@ DeviceMapping::DeviceMapping(const Device& device, sci_remote_segment_t segment,
 DeviceMapping::~DeviceMapping() {
     sci_error_t err = SCI_ERR_OK;
     if (m_local != nullptr)
-        SCIUnmapLocalSegmentForDevice(m_local, 0, m_device, SCI_NO_FLAGS, &err);
+        SCIUnmapLocalSegmentForDevice(m_local, m_adapter, m_device, SCI_NO_FLAGS, &err);
     else
         SCIUnmapRemoteSegmentForDevice(m_remote, m_device, SCI_NO_FLAGS, &err);
 }

@@ -258,6 +258,8 @@ public:
     std::uint32_t fdid() const { return m_fdid; }
     // SCIReleaseExclusiveBorrow: the borrow becomes shared.
     void release_exclusive();
+    // SCIReturnDevice now, throwing when it is refused (the destructor cannot say so).
+    void give_back();
     struct Interrupt {
         unsigned int type;   // SCI_DIS_DEVICE_IRQ_INTX/MSI/MSIX
         unsigned int number; // its vector
@@ -290,6 +292,8 @@ public:
         return reinterpret_cast<volatile std::uint32_t*>(m_addr + offset);
     }
     std::size_t size() const { return m_size; }
+    // Unmaps and disconnects now, throwing when either is refused.
+    void close();
 
 private:
     void connect(const Device& device, unsigned int memtype, std::uint32_t id);
@@ -304,7 +308,7 @@ private:
 class DeviceMapping {
 public:
     DeviceMapping(const Device& device, sci_local_segment_t segment, std::size_t offset = 0,
-                  std::size_t size = 0);
+                  std::size_t size = 0, std::uint32_t adapter = 0);
     DeviceMapping(const Device& device, sci_remote_segment_t segment, std::size_t offset = 0,
                   std::size_t size = 0);
     ~DeviceMapping();
@@ -315,6 +319,7 @@ public:
 private:
     sci_smartio_device_t m_device;
     sci_local_segment_t m_local = nullptr;
+    std::uint32_t m_adapter = 0;
     sci_remote_segment_t m_remote = nullptr;
     sci_ioaddr_t m_io_addr = 0;
 };
