@@ -7,6 +7,7 @@
 #include "rounds.hpp"
 
 #include "dis/lending_fdid.hpp"
+#include "dis/lending_test.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -126,6 +127,10 @@ void device_copy(const BenchOptions& o, sci_desc_t sd, Report& rep) {
     rep.completion = by_irq ? k_copy_sleep : k_copy_poll;
     const std::uint32_t fdid = *o.device;
     std::uint64_t retries = 0;
+    // Only an epf-test function has the COPY command: anything else would time out.
+    lending::require_epf_test(lending::Fdid{fdid}, "",
+                              "device-copy drives the epf-test COPY command, so it needs an "
+                              "epf-test device");
     auto device = borrow_when_reset(sd, fdid, o.timeout, retries);
     sci::DeviceSegment regs(*device, SCI_MEMTYPE_BAR, 0);
     if (regs.size() < 0x40)

@@ -142,29 +142,6 @@ void select_fabric(const DeviceTestOptions& options) {
         ::setenv("DIS_NODE_ID", std::to_string(options.local_node).c_str(), 1);
 }
 
-// Only epf-test functions run the suite: said by the lender (software fabric) or, with a
-// vendor SISCI, by the ids pci_endpoint_test binds to (TI AM654 0x104c:0xb500).
-void check_epf_test(const DeviceTestOptions& options) {
-#ifdef DIS_VENDOR_SISCI
-    auto info = sci::device_info(options.fdid.value);
-    if (info.vendor_id != 0x104c || info.device_id != 0xb500)
-        throw Error(ErrorKind::invalid_input,
-                    "fdid " + to_string(options.fdid) +
-                        " is not a pci-epf-test function (ids not 104c:b500): device test runs "
-                        "the pci_endpoint_test suite on epf-test devices only");
-#else
-    LenderClient lender(options.fabric_dir, options.fdid.node_id());
-    auto device = lender.show(options.fdid);
-    if (device.kind != "epf-test")
-        throw Error(ErrorKind::invalid_input,
-                    "fdid " + to_string(options.fdid) + " (" + device.status.info.name + ", " +
-                        to_string(device.status.state) + ") is a " +
-                        (device.kind.empty() ? std::string("device of no known kind")
-                                             : device.kind + " device") +
-                        ": device test runs the pci_endpoint_test suite on epf-test devices only");
-#endif
-}
-
 // A refused SCIBorrowDevice says only the SISCI code; the lender says whose it is.
 [[noreturn]] void borrow_failed(const DeviceTestOptions& options, const Error& e) {
     std::string state;
@@ -205,6 +182,31 @@ std::string lender_says(const DeviceTestOptions& options) {
 
 } // namespace
 
+// Only epf-test functions run the suite: said by the lender (software fabric) or, with a
+// vendor SISCI, by the ids pci_endpoint_test binds to (TI AM654 0x104c:0xb500).
+void require_epf_test(Fdid fdid, const std::string& fabric_dir, std::string_view purpose) {
+#ifdef DIS_VENDOR_SISCI
+    (void)fabric_dir;
+    auto info = sci::device_info(fdid.value);
+    if (info.vendor_id != 0x104c || info.device_id != 0xb500)
+        throw Error(
+            ErrorKind::invalid_input,
+            "fdid " + to_string(fdid) +
+                " is not a pci-epf-test function (ids not 104c:b500): " + std::string(purpose));
+#else
+    LenderClient lender(fabric_dir.empty() ? fabric::resolve_fabric_dir() : fabric_dir,
+                        fdid.node_id());
+    auto device = lender.show(fdid);
+    if (device.kind != "epf-test")
+        throw Error(ErrorKind::invalid_input,
+                    "fdid " + to_string(fdid) + " (" + device.status.info.name + ", " +
+                        to_string(device.status.state) + ") is a " +
+                        (device.kind.empty() ? std::string("device of no known kind")
+                                             : device.kind + " device") +
+                        ": " + std::string(purpose));
+#endif
+}
+
 DeviceTestReport test_device(const DeviceTestOptions& given) {
     DeviceTestOptions options = given;
 #ifndef DIS_VENDOR_SISCI
@@ -212,7 +214,8 @@ DeviceTestReport test_device(const DeviceTestOptions& given) {
         options.fabric_dir = fabric::resolve_fabric_dir();
 #endif
     select_fabric(options);
-    check_epf_test(options);
+    require_epf_test(options.fdid, options.fabric_dir,
+                     "device test runs the pci_endpoint_test suite on epf-test devices only");
     sci::Library library;
     sci::Descriptor sd(library);
     std::optional<sci::Device> device;

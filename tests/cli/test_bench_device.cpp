@@ -25,7 +25,8 @@ class LendingFabric {
 public:
     LendingFabric() : m_dir((m_tmp.path() / "fabric").string()) {
         const auto conf = (m_tmp.path() / "fabric.conf").string();
-        dis::test::write_file(conf, "device 8 epf-test name=bench0 reset_ms=0\n");
+        dis::test::write_file(conf, "device 8 epf-test name=bench0 reset_ms=0\n"
+                                    "device 8 memory name=mem0\n");
         auto r = run_tool({"fabric", "start", "--nodes", "2", "--fabric", m_dir, "--config", conf});
         INFO("fabric start: " << r.out << r.err);
         REQUIRE(r.exit_code == 0);
@@ -140,6 +141,14 @@ TEST_CASE("bench device tests: usage errors and an unknown device", "[bench][cli
     INFO(missing.err);
     CHECK(missing.exit_code == 2);
     CHECK(missing.err.find("0x80007") != std::string::npos);
+    // A device without epf-test's COPY command is refused at once (it used to wait out the
+    // whole timeout for a COPY that could never complete).
+    const auto t0 = std::chrono::steady_clock::now();
+    auto memory = fab.bench({"device-copy", "--device", "0x80001", "--sizes", "1M", "-n", "1"});
+    INFO(memory.err);
+    CHECK(memory.exit_code == 2);
+    CHECK(memory.err.find("memory device") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     // The lending tests have no responder to start and no remote node to name.
     auto r = fab.bench({"device-cycle", "--device", "0x80000", "-r", "8"});
     CHECK(r.exit_code == 2);

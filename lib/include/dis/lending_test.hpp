@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dis::lending {
@@ -34,5 +35,10 @@ struct DeviceTestReport {
 // device fails as SCIBorrowDevice does (busy, not_found), naming the fdid and, on the software
 // fabric, its state and holder.
 DeviceTestReport test_device(const DeviceTestOptions& options);
+
+// Refuses (Error invalid_input) a device that is not an epf-test function, saying `purpose`
+// ("device test runs ... on epf-test devices only"): the lender says its kind (software
+// fabric; `fabric_dir` empty: as the environment says), or a vendor SISCI its ids.
+void require_epf_test(Fdid fdid, const std::string& fabric_dir, std::string_view purpose);
 
 } // namespace dis::lending
