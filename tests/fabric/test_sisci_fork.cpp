@@ -10,6 +10,8 @@
 
 #include <sisci_api.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 
@@ -31,11 +33,20 @@ TEST_CASE("children forked while events arrive initialise libsisci and finish", 
     pid_t flooder = spawn_node_process(fabric, 8, [&](sci_desc_t sd) {
         sci_error_t e;
         int rounds = 0;
+        const pid_t parent = ::getppid();
+        // Bounded, so that a flooder whose test died (its gate never opens) ends by itself.
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
         while (!stop.wait(0)) {
+            if (::getppid() != parent || std::chrono::steady_clock::now() > give_up) {
+                return 3;
+            }
             sci_remote_segment_t r;
             SCIConnectSegment(sd, &r, 4, 77, 0, nullptr, nullptr, 2000, 0, &e);
+            if (e == SCI_ERR_NO_SUCH_NODEID || e == SCI_ERR_NODE_NOT_RESPONDING) {
+                return 1; // the node is gone: nothing left to flood
+            }
             if (e != SCI_ERR_OK) {
-                continue; // only the flood matters here, not each connection
+                continue; // a refused connection is no matter here: only the flood is
             }
             SCIDisconnectSegment(r, 0, &e);
             ++rounds;
