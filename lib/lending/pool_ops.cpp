@@ -263,7 +263,7 @@ std::vector<Lease> Pool::reclaim(Fdid fdid, const std::string& actor, const std:
         info = row.info;
         leases = store::load_leases(im.db, fdid);
         check_transition(fdid, row.state, Event::reclaim, {}, holder(leases));
-        std::string why = reason + "; took " + holder(leases);
+        std::string why = reason + "; the device was " + holder(leases);
         for (const auto& l : leases)
             store::delete_lease(im.db, l.id);
         row.needs_reset = true; // a forced return is always reset

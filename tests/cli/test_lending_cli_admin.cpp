@@ -174,6 +174,11 @@ TEST_CASE("device unavailable, available and reset, and history rows for each tr
         auto bad = fabric.tool({"device", "history", "--since", "yesterday-ish"});
         CHECK(bad.exit_code == 2);
         check_one_error_line(bad);
+        // A text without '-' is tried as a time ago; its error still names both forms.
+        auto word = fabric.tool({"device", "history", "--since", "yesterday"});
+        CHECK(word.exit_code == 2);
+        check_one_error_line(word);
+        CHECK(word.err.find("ISO 8601") != std::string::npos);
 
         auto csv = fabric.tool({"device", "history", fdid, "-o", "csv"});
         REQUIRE(csv.exit_code == 0);

@@ -88,18 +88,24 @@ std::chrono::milliseconds parse_duration(const std::string& text, const std::str
 }
 
 std::int64_t parse_since(const std::string& text, std::int64_t now) {
-    if (!text.empty() && text.find('-') == std::string::npos)
-        return now - parse_duration(text, "--since").count();
-    // ISO 8601: date, optional time, optional fraction, optional zone (none: UTC).
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, n = 0;
-    double sec = 0;
-    const char* s = text.c_str();
+    // One message for both forms, whichever the text was taken for.
     auto bad = [&]() -> Error {
         return Error(ErrorKind::invalid_input,
                      "--since: invalid time '" + text +
                          "' (expected ISO 8601 like 2026-12-01T18:30:00Z, or a time ago: 10m, "
                          "2h, 1d)");
     };
+    if (!text.empty() && text.find('-') == std::string::npos) {
+        try {
+            return now - parse_duration(text, "--since").count();
+        } catch (const Error&) {
+            throw bad();
+        }
+    }
+    // ISO 8601: date, optional time, optional fraction, optional zone (none: UTC).
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, n = 0;
+    double sec = 0;
+    const char* s = text.c_str();
     if (std::sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
         throw bad();
     s += n;
