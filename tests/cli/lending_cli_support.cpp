@@ -19,29 +19,19 @@ extern char** environ;
 
 namespace dis::test {
 
-LendingFabric::LendingFabric(const std::vector<std::string>& devices)
-    : m_dir((m_tmp.path() / "fabric").string()) {
+namespace {
+
+std::string lending_config(const std::vector<std::string>& devices) {
     std::string config = "node 4\nnode 8\n";
     for (const auto& d : devices)
         config += "device 8 " + d + "\n";
-    auto config_path = m_tmp.path() / "fabric.conf";
-    write_file(config_path, config);
-    auto r = run_tool(
-        {"fabric", "start", "--config", config_path.string(), "--fabric", m_dir, "-o", "json"});
-    INFO("fabric start: " << r.out << r.err);
-    REQUIRE(r.exit_code == 0);
-    m_start = parse_out(r);
+    return config;
 }
 
-LendingFabric::~LendingFabric() {
-    try {
-        dis::fabric::stop_local_fabric(m_dir, std::chrono::milliseconds(2000));
-    } catch (...) {
-    }
-    for (const auto& n : m_start.value("nodes", nlohmann::json::array()))
-        if (pid_alive(n["pid"].get<pid_t>()))
-            ::kill(n["pid"].get<pid_t>(), SIGKILL);
-}
+} // namespace
+
+LendingFabric::LendingFabric(const std::vector<std::string>& devices)
+    : m_fabric(lending_config(devices)), m_dir(m_fabric.dir()) {}
 
 namespace {
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "support.hpp"
+#include "tool_fabric.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,6 @@ namespace dis::test {
 class LendingFabric {
 public:
     explicit LendingFabric(const std::vector<std::string>& devices);
-    ~LendingFabric();
     LendingFabric(const LendingFabric&) = delete;
     LendingFabric& operator=(const LendingFabric&) = delete;
 
@@ -35,9 +35,8 @@ public:
     std::vector<std::string> with_fabric(std::vector<std::string> args) const;
 
 private:
-    TempDir m_tmp;
+    ToolFabric m_fabric; // started and always stopped with this object
     std::string m_dir;
-    nlohmann::json m_start;
 };
 
 // disd daemons started directly (for daemon options `fabric start` does not pass, such as

@@ -10,8 +10,19 @@
 namespace dis::test {
 
 ToolFabric::ToolFabric(unsigned nodes) : m_dir((m_tmp.path() / "fabric").string()) {
-    auto r = run_tool(
-        {"fabric", "start", "--nodes", std::to_string(nodes), "--fabric", m_dir, "-o", "json"});
+    start({"--nodes", std::to_string(nodes)});
+}
+
+ToolFabric::ToolFabric(const std::string& config) : m_dir((m_tmp.path() / "fabric").string()) {
+    const auto path = m_tmp.path() / "fabric.conf";
+    write_file(path, config);
+    start({"--config", path.string()});
+}
+
+void ToolFabric::start(std::vector<std::string> args) {
+    args.insert(args.begin(), {"fabric", "start"});
+    args.insert(args.end(), {"--fabric", m_dir, "-o", "json"});
+    auto r = run_tool(args);
     INFO("fabric start: " << r.out << r.err);
     REQUIRE(r.exit_code == 0);
     m_start = parse_out(r);

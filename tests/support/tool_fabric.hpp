@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace dis::test {
 
@@ -17,6 +18,8 @@ namespace dis::test {
 class ToolFabric {
 public:
     explicit ToolFabric(unsigned nodes);
+    // `fabric start --config` with a config file holding `config` (its nodes, devices, ...).
+    explicit ToolFabric(const std::string& config);
     ~ToolFabric();
     ToolFabric(const ToolFabric&) = delete;
     ToolFabric& operator=(const ToolFabric&) = delete;
@@ -28,6 +31,7 @@ public:
     pid_t pid_of(std::uint32_t node) const;
 
 private:
+    void start(std::vector<std::string> args);
     TempDir m_tmp;
     std::string m_dir;
     nlohmann::json m_start;
