@@ -15,8 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
-
 namespace dis::test {
 
 namespace {
@@ -140,38 +138,12 @@ bool LendingFabric::wait_state(const std::string& fdid, const std::string& state
 }
 
 Background::Background(const std::vector<std::string>& args, const std::vector<std::string>& env) {
-    int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e)
-        env_strings.emplace_back(*e);
-    env_strings.insert(env_strings.end(), env.begin(), env.end());
     std::vector<std::string> argv{DIS_TOOL_PATH};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv, cenv;
-    for (auto& a : argv)
-        cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    for (auto& e : env_strings)
-        cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    m_pid = fork();
-    if (m_pid < 0)
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (m_pid == 0) {
-        dup2(out_pipe[1], 1);
-        dup2(err_pipe[1], 2);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        execve(cargv[0], cargv.data(), cenv.data());
-        _exit(127);
-    }
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    m_out_fd = out_pipe[0];
-    m_err_fd = err_pipe[0];
+    const SpawnedChild child = spawn_with_pipes(argv, env);
+    m_pid = child.pid;
+    m_out_fd = child.out_fd;
+    m_err_fd = child.err_fd;
     fcntl(m_out_fd, F_SETFL, O_NONBLOCK);
     fcntl(m_err_fd, F_SETFL, O_NONBLOCK);
 }

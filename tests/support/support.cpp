@@ -36,8 +36,8 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(m_path, ec);
 }
 
-RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-              int timeout_s) {
+SpawnedChild spawn_with_pipes(const std::vector<std::string>& argv,
+                              const std::vector<std::string>& env) {
     int out_pipe[2], err_pipe[2];
     // No Catch2 assertions in here: tests call run() from helper threads (std::async), and
     // Catch2's assertion state is not thread-safe. Failures throw; Catch2 reports the
@@ -76,10 +76,16 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
     }
     close(out_pipe[1]);
     close(err_pipe[1]);
+    return {pid, out_pipe[0], err_pipe[0]};
+}
 
+RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+              int timeout_s) {
+    const SpawnedChild child = spawn_with_pipes(argv, env);
+    const pid_t pid = child.pid;
     RunResult result;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-    struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    struct pollfd fds[2] = {{child.out_fd, POLLIN, 0}, {child.err_fd, POLLIN, 0}};
     int open_fds = 2;
     bool timed_out = false;
     while (open_fds > 0) {

@@ -35,6 +35,16 @@ struct RunResult {
 // Runs argv[0] (a path) with the given arguments, capturing stdout and stderr. Extra
 // environment entries ("NAME=value") are added to the current environment. Kills the child
 // and fails the test after `timeout_s` seconds.
+// A child running argv (argv[0] a path) with stdout and stderr on pipes and stdin on
+// /dev/null; each "NAME=value" of `env` replaces the parent's NAME. Throws on failure.
+struct SpawnedChild {
+    pid_t pid;
+    int out_fd; // read ends, owned by the caller
+    int err_fd;
+};
+SpawnedChild spawn_with_pipes(const std::vector<std::string>& argv,
+                              const std::vector<std::string>& env = {});
+
 RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
               int timeout_s = 60);
 
