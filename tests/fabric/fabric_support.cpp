@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,10 +138,17 @@ pid_t spawn_node_process(const LocalFabric& fabric, std::uint32_t node,
                          const std::function<int(sci_desc_t)>& body) {
     std::cout.flush();
     std::cerr.flush();
+    pid_t parent = ::getpid();
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid != 0) {
         return pid;
+    }
+    // A test that fails before it reaps its child must not leave it running: an orphan that
+    // waits for a gate keeps ctest's output pipe open until ctest's timeout.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        ::_exit(102);
     }
     ::setenv("DIS_FABRIC", fabric.dir().c_str(), 1);
     ::setenv("DIS_NODE_ID", std::to_string(node).c_str(), 1);

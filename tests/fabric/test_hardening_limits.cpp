@@ -34,20 +34,31 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr uid_t k_nobody = 65534;
+// A uid that holds no connection but the test's own (root's readiness probes may still be
+// open in the daemon when a flood starts).
+constexpr uid_t k_flooder = 65533;
 
-// Runs `body` in a child that switched to uid 65534 (group 0, the sockets' group).
-int as_nobody(const std::function<int()>& body) {
+// Runs `body` in a child that switched to `uid` (group 0, the sockets' group), and `beside`
+// in the parent meanwhile; returns the child's exit status.
+int as_uid(uid_t uid, const std::function<int()>& body, const std::function<void()>& beside = {}) {
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         if (::setgroups(0, nullptr) != 0 || ::setresgid(0, 0, 0) != 0 ||
-            ::setresuid(k_nobody, k_nobody, k_nobody) != 0) {
+            ::setresuid(uid, uid, uid) != 0) {
             std::cerr << "cannot switch user: " << std::strerror(errno) << "\n";
             ::_exit(90);
         }
         ::_exit(body());
     }
+    if (beside) {
+        beside();
+    }
     return wait_child(pid);
+}
+
+int as_nobody(const std::function<int()>& body) {
+    return as_uid(k_nobody, body);
 }
 
 // A raw hello + ping from another uid; 0 when served.
@@ -118,37 +129,77 @@ TEST_CASE("a uid opening 1,000 connections is refused beyond its limit, others s
     LocalFabric fabric({4});
     ::chmod(fabric.dir().c_str(), 0755); // let the other uid reach the socket
     raise_nofile(2048);
-    std::vector<std::unique_ptr<RawClient>> conns;
-    for (int i = 0; i < 1000; ++i) {
-        conns.push_back(std::make_unique<RawClient>(fabric.socket(4)));
-    }
-    int served = 0;
-    int refused = 0;
-    for (auto& c : conns) {
-        // A refused connection gets its refusal or EOF at once; a served one may wait its turn
-        // behind the 744 refusals on a loaded machine (under ASan, 2 s was once too short and
-        // the 256th hello was counted as refused).
-        auto r =
-            c->call({{"op", "hello"}, {"version", 1}, {"node_id", 4}}, {}, milliseconds(20000));
-        if (r && r->err() == SCI_ERR_OK) {
-            ++served;
-        } else {
-            ++refused; // a refusal (SCI_ERR_NOSPC, no seq) and EOF
+    // The flood comes from a uid of its own, so that exactly 256 of its connections are served
+    // whatever root's probes the daemon has not yet seen closed. The child holds its
+    // connections until the parent (root, another uid) has been served, then closes them and
+    // reports through its exit code: 0 all as expected, 10 the served count was wrong, 11 the
+    // refused count, 12 a closed connection did not give the allowance back, 13 no go-ahead.
+    int to_parent[2];
+    int to_child[2];
+    REQUIRE(::pipe(to_parent) == 0);
+    REQUIRE(::pipe(to_child) == 0);
+    int rc = as_uid(k_flooder, [&]() -> int {
+        ::close(to_parent[0]);
+        ::close(to_child[1]);
+        std::vector<std::unique_ptr<RawClient>> conns;
+        for (int i = 0; i < 1000; ++i) {
+            conns.push_back(std::make_unique<RawClient>(fabric.socket(4)));
         }
-    }
-    CHECK(served == 256); // --max-uid-connections' default
-    CHECK(refused == 744);
-    // Another uid has its own allowance.
-    CHECK(nobody_pings(fabric.socket(4)) == 0);
-    conns.clear();
-    // Closed connections give the uid its allowance back (the admin client is one of root's).
-    auto deadline = Clock::now() + std::chrono::seconds(5);
-    while (counter(fabric.dir(), 4, "clients") != 1 && Clock::now() < deadline) {
-        std::this_thread::sleep_for(milliseconds(10));
-    }
+        int served = 0;
+        int refused = 0;
+        for (auto& c : conns) {
+            // A refused connection gets its refusal or EOF at once; a served one may wait its
+            // turn behind the 744 refusals on a loaded machine (under ASan, 2 s was once too
+            // short and the 256th hello was counted as refused).
+            auto r = c->call({{"op", "hello"}, {"version", 1}, {"node_id", 4}}, {},
+                             milliseconds(20000));
+            if (r && r->err() == SCI_ERR_OK) {
+                ++served;
+            } else {
+                ++refused; // a refusal (SCI_ERR_NOSPC, no seq) and EOF
+            }
+        }
+        std::cerr << "flooder: " << served << " served, " << refused << " refused\n";
+        char go = 0;
+        if (::write(to_parent[1], "f", 1) != 1 || ::read(to_child[0], &go, 1) != 1) {
+            return 13;
+        }
+        if (served != 256) { // --max-uid-connections' default
+            return 10;
+        }
+        if (refused != 744) {
+            return 11;
+        }
+        conns.clear();
+        // Closed connections give the uid its allowance back, once the daemon has seen them.
+        auto deadline = Clock::now() + std::chrono::seconds(10);
+        while (Clock::now() < deadline) {
+            RawClient again(fabric.socket(4));
+            auto r = again.call({{"op", "hello"}, {"version", 1}, {"node_id", 4}}, {},
+                                milliseconds(2000));
+            if (r && r->err() == SCI_ERR_OK) {
+                return 0;
+            }
+            std::this_thread::sleep_for(milliseconds(50));
+        }
+        return 12;
+    }, [&] {
+        ::close(to_parent[1]);
+        ::close(to_child[0]);
+        // Another uid (root) has its own allowance while the flooder holds all of its own.
+        char flooded = 0;
+        CHECK(::read(to_parent[0], &flooded, 1) == 1);
+        RawClient root(fabric.socket(4));
+        CHECK(root.hello(4) == SCI_ERR_OK);
+        CHECK(nobody_pings(fabric.socket(4)) == 0);
+        auto old_pipe = ::signal(SIGPIPE, SIG_IGN); // a flooder that died is its exit code's story
+        CHECK(::write(to_child[1], "g", 1) == 1);
+        ::signal(SIGPIPE, old_pipe);
+        ::close(to_parent[0]);
+        ::close(to_child[1]);
+    });
+    CHECK(rc == 0);
     CHECK(counter(fabric.dir(), 4, "connections_refused_total") == 744);
-    RawClient again(fabric.socket(4));
-    CHECK(again.hello(4) == SCI_ERR_OK);
 }
 
 TEST_CASE("a uid's memory limit holds over several connections, DMA regions included",
