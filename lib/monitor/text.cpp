@@ -67,7 +67,9 @@ std::vector<Glyph> glyphs(std::string_view text) {
         if (u < 0x80 || !utf8) {
             const bool printable = u >= 0x20 && u < 0x7f;
             out.push_back({printable ? std::string(1, text[i]) : std::string("?"),
-                           printable ? static_cast<wchar_t>(u) : L'?', 1, {}});
+                           printable ? static_cast<wchar_t>(u) : L'?',
+                           1,
+                           {}});
             ++i;
             continue;
         }
