@@ -230,7 +230,8 @@ void run_exporter(const ExporterOptions& o) {
 
 void register_exporter_commands(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<ExporterOptions>();
-    auto* cmd = app.add_subcommand("exporter", "Serve PCIe, fabric and lending metrics for Prometheus");
+    auto* cmd =
+        app.add_subcommand("exporter", "Serve PCIe, fabric and lending metrics for Prometheus");
     cmd->add_option("--listen", opts->listen, "IPv4 HOST:PORT to serve on (port 0 picks one)")
         ->type_name("HOST:PORT")
         ->default_str("127.0.0.1:9466");
