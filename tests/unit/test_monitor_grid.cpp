@@ -492,3 +492,38 @@ TEST_CASE("monitor formats bytes, rates and counter deltas", "[monitor]") {
     CHECK_FALSE(counter_rate(40, 10, 2.0)); // a restarted daemon
     CHECK_FALSE(counter_rate(1, 2, 0.0));
 }
+
+TEST_CASE("monitor grid: interrupt trigger rates per node and in the segments pane's total",
+          "[monitor]") {
+    auto s = make_snapshot(3, 0, 0);
+    for (auto& row : s.nodes)
+        row.sample.info.counters["interrupts"] = 1;
+    // Before a second sample there is no rate.
+    auto p = build_pane(PaneId::segments, s, Sort{});
+    CHECK(p.summary.find("3 interrupts, - triggers/s") != std::string::npos);
+    CHECK(p.summary.find("not counted") == std::string::npos);
+    const auto columns = pane_columns(PaneId::nodes);
+    const auto col = static_cast<std::size_t>(
+        std::find_if(columns.begin(), columns.end(),
+                     [](const Column& c) { return c.header == "INTR/s"; }) -
+        columns.begin());
+    REQUIRE(col < columns.size());
+    CHECK(columns[col].numeric);
+    CHECK(build_pane(PaneId::nodes, s, Sort{}).rows[0][col].text == "-");
+
+    s.nodes[0].rates.interrupts = 0;
+    s.nodes[1].rates.interrupts = 40;
+    s.nodes[2].rates.interrupts = 210;
+    p = build_pane(PaneId::segments, s, Sort{});
+    INFO(p.summary);
+    CHECK(p.summary.find("3 interrupts, 250 triggers/s") != std::string::npos);
+    const auto nodes = build_pane(PaneId::nodes, s, Sort{static_cast<int>(col), true});
+    CHECK(nodes.rows[0][0].text == "12"); // sorted by INTR/s, busiest first
+    CHECK(nodes.rows[0][col].text == "210");
+    CHECK(nodes.rows[1][col].text == "40.00");
+    CHECK(nodes.rows[2][col].text == "0");
+    ViewState view;
+    const auto g = render(s, view, 160, 30);
+    CHECK(contains(g, "INTR/s"));
+    CHECK(contains(g, "250 triggers/s"));
+}
