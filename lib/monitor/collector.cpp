@@ -81,7 +81,7 @@ struct Collector::Impl {
     struct Previous {
         Clock::time_point at;
         std::uint64_t pid = 0;
-        std::uint64_t transfers = 0, bytes = 0, errors = 0;
+        std::uint64_t transfers = 0, bytes = 0, errors = 0, triggers = 0;
     };
     std::map<std::uint32_t, Previous> previous;
     std::map<std::string, AerSums> aer_base; // by BDF: the first counters seen
@@ -156,6 +156,7 @@ Snapshot Collector::sample(const Demand& demand) {
                 const auto transfers = counter(n.info, "dma_transfers_total");
                 const auto bytes = counter(n.info, "dma_bytes_total");
                 const auto errors = counter(n.info, "dma_errors_total");
+                const auto triggers = counter(n.info, "interrupts_triggered_total");
                 auto it = im.previous.find(n.id);
                 if (it != im.previous.end() &&
                     it->second.pid == static_cast<std::uint64_t>(n.info.pid)) {
@@ -163,9 +164,11 @@ Snapshot Collector::sample(const Demand& demand) {
                     row.rates.dma_transfers = counter_rate(it->second.transfers, transfers, dt);
                     row.rates.dma_bytes = counter_rate(it->second.bytes, bytes, dt);
                     row.rates.dma_errors = counter_rate(it->second.errors, errors, dt);
+                    row.rates.interrupts = counter_rate(it->second.triggers, triggers, dt);
                 }
-                im.previous[n.id] = {now, static_cast<std::uint64_t>(n.info.pid), transfers, bytes,
-                                     errors};
+                im.previous[n.id] = {now,       static_cast<std::uint64_t>(n.info.pid),
+                                     transfers, bytes,
+                                     errors,    triggers};
                 if (n.segments) {
                     for (auto& seg : *n.segments)
                         s.segments.push_back(std::move(seg));

@@ -83,6 +83,7 @@ PaneTable nodes_pane(const Snapshot& s) {
                  {"DMA B/s", Align::right, true},
                  {"DMA ERR/s", Align::right, true},
                  {"INTRS", Align::right, true},
+                 {"INTR/s", Align::right, true},
                  {"NOTE", Align::left, false, 60}};
     std::size_t up = 0;
     for (const auto& row : s.nodes) {
@@ -92,7 +93,7 @@ PaneTable nodes_pane(const Snapshot& s) {
         if (!n.up) {
             r.push_back(text(""));
             r.push_back(text("down", Style::bad));
-            for (int i = 0; i < 10; ++i)
+            for (int i = 0; i < 11; ++i)
                 r.push_back(dash());
             r.push_back(text(n.error, Style::dim));
             p.rows.push_back(std::move(r));
@@ -126,6 +127,7 @@ PaneTable nodes_pane(const Snapshot& s) {
             err.style = Style::bad;
         r.push_back(err);
         r.push_back(count(counter(n.info, "interrupts")));
+        r.push_back(rate(row.rates.interrupts, false));
         r.push_back(text(""));
         p.rows.push_back(std::move(r));
     }
@@ -197,8 +199,8 @@ PaneTable segments_pane(const Snapshot& s) {
     }
     // The fabric's totals from the node counters (there even when the list is not fetched).
     std::uint64_t segs = 0, bytes = 0, intrs = 0;
-    double transfers = 0, dma_bytes = 0;
-    bool rates = false;
+    double transfers = 0, dma_bytes = 0, triggers = 0;
+    bool rates = false, intr_rates = false;
     for (const auto& row : s.nodes) {
         if (!row.sample.up)
             continue;
@@ -210,12 +212,17 @@ PaneTable segments_pane(const Snapshot& s) {
             transfers += *row.rates.dma_transfers;
             dma_bytes += row.rates.dma_bytes.value_or(0);
         }
+        if (row.rates.interrupts) {
+            intr_rates = true;
+            triggers += *row.rates.interrupts;
+        }
     }
     p.summary = std::to_string(segs) + " segments, " + format_bytes(static_cast<double>(bytes)) +
                 "; DMA " +
                 (rates ? format_rate(transfers) + "/s " + format_bytes(dma_bytes) + "/s"
                        : std::string("-/s")) +
-                "; " + std::to_string(intrs) + " interrupts (triggers not counted by disd)";
+                "; " + std::to_string(intrs) + " interrupts, " +
+                (intr_rates ? format_rate(triggers) : std::string("-")) + " triggers/s";
     p.empty_note = s.nodes.empty()       ? s.fabric_note
                    : !s.segments_fetched ? "not fetched"
                                          : "no segments";

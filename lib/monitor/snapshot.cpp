@@ -31,7 +31,8 @@ json node_json(const NodeRow& row) {
     j["links"] = n.links;
     j["rates"] = {{"dma_transfers_per_second", optional_number(row.rates.dma_transfers)},
                   {"dma_bytes_per_second", optional_number(row.rates.dma_bytes)},
-                  {"dma_errors_per_second", optional_number(row.rates.dma_errors)}};
+                  {"dma_errors_per_second", optional_number(row.rates.dma_errors)},
+                  {"interrupts_per_second", optional_number(row.rates.interrupts)}};
     return j;
 }
 

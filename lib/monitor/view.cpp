@@ -19,20 +19,41 @@ const Cell& Grid::at(int x, int y) const {
                       static_cast<std::size_t>(x));
 }
 
+Cell& Grid::cell(int x, int y) {
+    return m_cells[static_cast<std::size_t>(y) * static_cast<std::size_t>(m_width) +
+                   static_cast<std::size_t>(x)];
+}
+
+void Grid::unpair(int x, int y) {
+    if (x < 0 || x >= m_width)
+        return;
+    if (cell(x, y).ch.empty() && x > 0)
+        cell(x - 1, y).ch = " "; // x was the right half: the glyph's left half goes too
+    if (!cell(x, y).ch.empty() && x + 1 < m_width && cell(x + 1, y).ch.empty())
+        cell(x + 1, y).ch = " "; // x was the left half
+}
+
 void Grid::put(int x, int y, std::string_view text, Style style) {
     if (y < 0 || y >= m_height)
         return;
-    for (char c : text) {
+    for (const auto& g : glyphs(text)) {
         if (x >= m_width)
             break;
-        if (x >= 0) {
-            auto& cell = m_cells[static_cast<std::size_t>(y) * static_cast<std::size_t>(m_width) +
-                                 static_cast<std::size_t>(x)];
-            const auto u = static_cast<unsigned char>(c);
-            cell.ch = u >= 0x20 && u < 0x7f ? c : '?';
-            cell.style = style;
+        if (x + g.width > m_width || x < 0) {
+            // Cut by an edge: the columns it would take on the grid are blanked.
+            for (int i = std::max(x, 0); i < std::min(x + g.width, m_width); ++i) {
+                unpair(i, y);
+                cell(i, y) = {" ", style};
+            }
+            x += g.width;
+            continue;
         }
-        ++x;
+        unpair(x, y);
+        unpair(x + g.width - 1, y);
+        cell(x, y) = {g.bytes, style};
+        if (g.width == 2)
+            cell(x + 1, y) = {std::string(), style};
+        x += g.width;
     }
 }
 
@@ -52,7 +73,7 @@ void Grid::set_style(int x, int y, int n, Style style) {
 std::string Grid::row_text(int y) const {
     std::string out;
     for (int x = 0; x < m_width; ++x)
-        out.push_back(at(x, y).ch);
+        out += at(x, y).ch;
     return out;
 }
 
@@ -226,28 +247,26 @@ Demand demand(const ViewState& view, int /*width*/, int height) {
 
 namespace {
 
-std::string fit(std::string s, int width) {
+// Widths are display columns: a name with double-width glyphs is cut between glyphs.
+std::string fit(const std::string& s, int width) {
     if (width <= 0)
         return {};
-    if (static_cast<int>(s.size()) > width)
-        s.resize(static_cast<std::size_t>(width));
-    return s;
+    return fit_width(s, width);
 }
 
 std::string pad(const std::string& s, int width, Align align) {
     std::string t = fit(s, width);
-    const std::string space(static_cast<std::size_t>(width) - t.size(), ' ');
+    const std::string space(static_cast<std::size_t>(std::max(width - display_width(t), 0)), ' ');
     return align == Align::right ? space + t : t + space;
 }
 
 std::vector<int> column_widths(const PaneTable& p) {
     std::vector<int> w;
     for (const auto& c : p.columns)
-        w.push_back(static_cast<int>(c.header.size()));
+        w.push_back(display_width(c.header));
     for (const auto& row : p.rows)
         for (std::size_t i = 0; i < row.size() && i < w.size(); ++i)
-            w[i] = std::max(w[i],
-                            std::min(static_cast<int>(row[i].text.size()), p.columns[i].max_width));
+            w[i] = std::max(w[i], std::min(display_width(row[i].text), p.columns[i].max_width));
     return w;
 }
 
@@ -275,7 +294,7 @@ void draw_pane(Grid& g, const PaneTable& p, PaneView& v, bool focused, int y, in
     const std::string title =
         (focused ? "[" : " ") + p.title + (focused ? "]" : " ") + " " + p.summary;
     // The right side as room allows: sort and rows, the rows alone, or nothing.
-    const int name = static_cast<int>(p.title.size()) + 2;
+    const int name = display_width(p.title) + 2;
     std::string right;
     if (width - static_cast<int>(sort.size()) >= name + 20)
         right = sort;

@@ -128,57 +128,6 @@ void dma_transfers(const std::string& dir, int count, std::size_t size) {
         ::close(fd);
 }
 
-// A real Prometheus scraping 127.0.0.1:`target` every 500 ms, with basic auth.
-class Prometheus {
-public:
-    Prometheus(const TempDir& tmp, int target, const std::string& user, const std::string& pw)
-        : m_port(free_port()) {
-        const auto bin = require_program("prometheus");
-        const auto config = tmp.path() / "prometheus.yml";
-        write_file(tmp.path() / "password", pw);
-        write_file(config, "global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
-                           "scrape_configs:\n  - job_name: dis\n    basic_auth:\n"
-                           "      username: " +
-                               user +
-                               "\n      password_file: " + (tmp.path() / "password").string() +
-                               "\n    static_configs:\n      - targets: ['127.0.0.1:" +
-                               std::to_string(target) + "']\n");
-        m_child = std::make_unique<Child>(
-            std::vector<std::string>{bin, "--config.file=" + config.string(),
-                                     "--storage.tsdb.path=" + (tmp.path() / "tsdb").string(),
-                                     "--web.listen-address=127.0.0.1:" + std::to_string(m_port)},
-            (tmp.path() / "prometheus.log").string());
-        bool ready = poll_until([&] { return http_get(m_port, "/-/ready").status == 200; }, 30000);
-        INFO(read_file(tmp.path() / "prometheus.log"));
-        REQUIRE(ready);
-    }
-    // The value of an instant query with exactly one result, or nullopt.
-    std::optional<double> query(const std::string& promql) const {
-        auto r = http_get(m_port, "/api/v1/query?query=" + url_encode(promql));
-        if (r.status != 200)
-            return std::nullopt;
-        auto doc = json::parse(r.body, nullptr, false);
-        if (doc.is_discarded() || doc["status"] != "success" || doc["data"]["result"].size() != 1)
-            return std::nullopt;
-        return std::stod(doc["data"]["result"][0]["value"][1].get<std::string>());
-    }
-    // Waits until the query gives `want`; returns the last value seen.
-    std::optional<double> wait_for(const std::string& promql, double want, int timeout_ms = 20000) {
-        std::optional<double> last;
-        poll_until(
-            [&] {
-                last = query(promql);
-                return last == want;
-            },
-            timeout_ms);
-        return last;
-    }
-
-private:
-    int m_port;
-    std::unique_ptr<Child> m_child;
-};
-
 } // namespace
 
 TEST_CASE("exporter: Prometheus scrapes it, and 3 DMA transfers and a killed node show in queries",

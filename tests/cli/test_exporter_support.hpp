@@ -1,5 +1,6 @@
 // Helpers of the exporter tests: child processes (the exporter, a real Prometheus), a tiny
-// HTTP client, and polling with a deadline. Header-only so the tier's glob needs no change.
+// HTTP client, Prometheus' query API, and polling with a deadline. Header-only
+// so the tier's glob needs no change.
 #pragma once
 
 #include "support.hpp"
@@ -253,5 +254,71 @@ inline dis::test::RunResult promtool_check(const TempDir& tmp, const std::string
     dis::test::write_file(file, text);
     return dis::test::run({"/bin/sh", "-c", promtool + " check metrics < " + file.string()});
 }
+
+// A real Prometheus scraping 127.0.0.1:`target` every 500 ms, with basic auth unless `user`
+// is empty.
+class Prometheus {
+public:
+    Prometheus(const TempDir& tmp, int target, const std::string& user = {},
+               const std::string& pw = {})
+        : m_port(free_port()) {
+        const auto bin = require_program("prometheus");
+        const auto config = tmp.path() / "prometheus.yml";
+        std::string auth;
+        if (!user.empty()) {
+            dis::test::write_file(tmp.path() / "password", pw);
+            auth = "    basic_auth:\n      username: " + user +
+                   "\n      password_file: " + (tmp.path() / "password").string() + "\n";
+        }
+        dis::test::write_file(config, "global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
+                                      "scrape_configs:\n  - job_name: dis\n" +
+                                          auth +
+                                          "    static_configs:\n      - targets: ['127.0.0.1:" +
+                                          std::to_string(target) + "']\n");
+        m_child = std::make_unique<Child>(
+            std::vector<std::string>{bin, "--config.file=" + config.string(),
+                                     "--storage.tsdb.path=" + (tmp.path() / "tsdb").string(),
+                                     "--web.listen-address=127.0.0.1:" + std::to_string(m_port)},
+            (tmp.path() / "prometheus.log").string());
+        bool ready = poll_until([&] { return http_get(m_port, "/-/ready").status == 200; }, 30000);
+        INFO(dis::test::read_file(tmp.path() / "prometheus.log"));
+        REQUIRE(ready);
+    }
+    // The value of an instant query with exactly one result, or nullopt.
+    std::optional<double> query(const std::string& promql) const {
+        auto r = http_get(m_port, "/api/v1/query?query=" + url_encode(promql));
+        if (r.status != 200)
+            return std::nullopt;
+        auto doc = nlohmann::json::parse(r.body, nullptr, false);
+        if (doc.is_discarded() || doc["status"] != "success" || doc["data"]["result"].size() != 1)
+            return std::nullopt;
+        return std::stod(doc["data"]["result"][0]["value"][1].get<std::string>());
+    }
+    // How many series an instant query gives (nullopt when the query failed).
+    std::optional<std::size_t> count(const std::string& promql) const {
+        auto r = http_get(m_port, "/api/v1/query?query=" + url_encode(promql));
+        if (r.status != 200)
+            return std::nullopt;
+        auto doc = nlohmann::json::parse(r.body, nullptr, false);
+        if (doc.is_discarded() || doc["status"] != "success")
+            return std::nullopt;
+        return doc["data"]["result"].size();
+    }
+    // Waits until the query gives `want`; returns the last value seen.
+    std::optional<double> wait_for(const std::string& promql, double want, int timeout_ms = 20000) {
+        std::optional<double> last;
+        poll_until(
+            [&] {
+                last = query(promql);
+                return last == want;
+            },
+            timeout_ms);
+        return last;
+    }
+
+private:
+    int m_port;
+    std::unique_ptr<Child> m_child;
+};
 
 } // namespace dis::test::exporter

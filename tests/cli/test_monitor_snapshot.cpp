@@ -300,3 +300,88 @@ TEST_CASE("monitor devices pane: the lenders' devices, and a lease with its hold
     s = c.sample(dis::monitor::Demand{});
     CHECK(s.devices.rows.at(0).holder.empty());
 }
+
+TEST_CASE("monitor collector: interrupt rates are the trigger counter's deltas between refreshes",
+          "[monitor]") {
+    ToolFabric fabric(2);
+    // Node 8 holds interrupt 7 (SCI_FLAG_FIXED_INTNO) while node 4 triggers it.
+    int ready[2], go[2];
+    REQUIRE(::pipe(ready) == 0);
+    REQUIRE(::pipe(go) == 0);
+    const pid_t owner = fork_client(
+        fabric.dir(), 8,
+        [](sci_desc_t sd) {
+            sci_error_t e;
+            sci_local_interrupt_t irq;
+            unsigned no = 7;
+            SCICreateInterrupt(sd, &irq, 0, &no, nullptr, nullptr, SCI_FLAG_FIXED_INTNO, &e);
+            return e == SCI_ERR_OK ? 0 : 1;
+        },
+        ready[1], go[0]);
+    char c;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+
+    dis::monitor::CollectorOptions o;
+    o.fabric_dir = fabric.dir();
+    dis::monitor::Collector collector(std::move(o));
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    auto s1 = collector.sample(dis::monitor::Demand{});
+    const auto t1 = Clock::now();
+    CHECK_FALSE(node(s1, 8).rates.interrupts); // one sample has no rate
+    const auto first = dis::monitor::build_pane(dis::monitor::PaneId::segments, s1, {});
+    CHECK(first.summary.find("1 interrupts, - triggers/s") != std::string::npos);
+
+    const int triggers = 4;
+    const int rc = wait_child(fork_client(fabric.dir(), 4, [](sci_desc_t sd) {
+        sci_error_t e;
+        sci_remote_interrupt_t r;
+        SCIConnectInterrupt(sd, &r, 8, 0, 7, 5000, 0, &e);
+        if (e != SCI_ERR_OK)
+            return 10;
+        for (int i = 0; i < triggers; ++i) {
+            SCITriggerInterrupt(r, 0, &e);
+            if (e != SCI_ERR_OK)
+                return 11;
+        }
+        SCIDisconnectInterrupt(r, 0, &e);
+        return 0;
+    }));
+    CHECK(rc == 0);
+    const auto t2 = Clock::now();
+    auto s2 = collector.sample(dis::monitor::Demand{});
+    const auto t3 = Clock::now();
+    (void)!::write(go[1], "g", 1);
+    CHECK(wait_child(owner) == 0);
+    for (int fd : {ready[0], ready[1], go[0], go[1]})
+        ::close(fd);
+
+    const double inner = std::chrono::duration<double>(t2 - t1).count();
+    const double outer = std::chrono::duration<double>(t3 - t0).count();
+    const auto& rate = node(s2, 8).rates.interrupts;
+    REQUIRE(rate);
+    CHECK(*rate >= triggers / outer - 1e-9);
+    CHECK(*rate <= triggers / inner + 1e-9);
+    REQUIRE(node(s2, 4).rates.interrupts);
+    CHECK(*node(s2, 4).rates.interrupts == 0); // the interrupt is node 8's
+    // The nodes pane's INTR/s column and the segments pane's total say the same.
+    const auto nodes = dis::monitor::build_pane(dis::monitor::PaneId::nodes, s2, {});
+    const auto columns = dis::monitor::pane_columns(dis::monitor::PaneId::nodes);
+    std::size_t col = 0;
+    while (col < columns.size() && columns[col].header != "INTR/s")
+        ++col;
+    REQUIRE(col < columns.size());
+    bool seen = false;
+    for (const auto& row : nodes.rows)
+        if (row[0].text == "8") {
+            CHECK(row[col].number == Approx(*rate));
+            CHECK(row[col].text == dis::monitor::format_rate(*rate));
+            seen = true;
+        }
+    CHECK(seen);
+    const auto second = dis::monitor::build_pane(dis::monitor::PaneId::segments, s2, {});
+    INFO(second.summary);
+    CHECK(second.summary.find("1 interrupts, " + dis::monitor::format_rate(*rate) +
+                              " triggers/s") != std::string::npos);
+    CHECK(to_json(s2)["nodes"][1]["rates"]["interrupts_per_second"].get<double>() == Approx(*rate));
+}

@@ -66,7 +66,8 @@ public:
     Tmux& operator=(const Tmux&) = delete;
 
     RunResult tmux(std::vector<std::string> args) const {
-        args.insert(args.begin(), {m_tmux, "-S", m_socket, "-f", "/dev/null"});
+        // -u: the server and capture-pane speak UTF-8 whatever this process's locale is.
+        args.insert(args.begin(), {m_tmux, "-u", "-S", m_socket, "-f", "/dev/null"});
         return run(args, {}, 30);
     }
     std::string screen(bool escapes = false) const {
@@ -290,4 +291,40 @@ TEST_CASE("monitor in tmux: an unknown TERM prints the snapshot with one line sa
                  "snapshot instead") != std::string::npos);
     CHECK(s.find("Nodes & links: 2 nodes, 2 up") != std::string::npos);
     CHECK(s.find("[Nodes & links]") == std::string::npos); // no screen was drawn
+}
+
+TEST_CASE("monitor in tmux: UTF-8 node names are painted intact and line up", "[monitor][tmux]") {
+    const std::string angstrom = "GPU-\xc3\x85ngstr\xc3\xb6m"; // GPU-Ångström
+    const std::string cjk =
+        "\xe6\x9d\xb1\xe4\xba\xac\xe3\x83\x8e\xe3\x83\xbc\xe3\x83\x89"; // 東京ノード
+    ToolFabric fabric("node 4 name=" + angstrom + "\nnode 8 name=" + cjk + "\n");
+    Tmux t("LC_ALL=C.UTF-8 " + monitor_command(fabric), 120, 40);
+    auto s = t.wait_for_text("2/2 nodes up");
+    INFO(s);
+    CHECK(s.find(angstrom) != std::string::npos);
+    CHECK(s.find(cjk) != std::string::npos);
+    // The STATE column starts at the same terminal column on both rows: GPU-Ångström is 12
+    // columns in 14 bytes, 東京ノード 10 columns in 15 bytes.
+    const auto l = lines(s);
+    std::vector<std::size_t> state_columns;
+    for (const auto& line : l) {
+        for (const auto* name : {&angstrom, &cjk}) {
+            const auto at = line.find(*name);
+            if (at == std::string::npos)
+                continue;
+            const auto up = line.find(" up ", at);
+            REQUIRE(up != std::string::npos);
+            std::size_t columns = 0; // UTF-8 lead bytes; the CJK glyphs are 2 columns each
+            for (std::size_t i = 0; i <= up; ++i) {
+                const auto c = static_cast<unsigned char>(line[i]);
+                if ((c & 0xc0) != 0x80)
+                    columns += c >= 0xe0 ? 2 : 1;
+            }
+            state_columns.push_back(columns);
+        }
+    }
+    REQUIRE(state_columns.size() == 2);
+    CHECK(state_columns[0] == state_columns[1]);
+    t.keys({"q"});
+    CHECK(t.exit_code() == 0);
 }

@@ -184,6 +184,9 @@ TEST_CASE("lending disd: a lease that is not renewed expires, its holder is told
     CHECK((*lost)["reason"] == "lease expired");
     REQUIRE(eventually_true([&] { return state_of(holder, "0x80000") == "available"; }));
     CHECK(has_row(history(holder, "0x80000"), "expire", "", "expired"));
+    CHECK(node_counter(fabric, 8, "reclaims_lease_expired_total") == 1);
+    CHECK(node_counter(fabric, 8, "reclaims_admin_total") == 0);
+    CHECK(node_counter(fabric, 8, "returns_total") == 0);
     auto late = holder.must({{"op", "dev_renew"}, {"lease_id", l["lease"]["id"]}});
     CHECK(late.err() == SCI_ERR_ILLEGAL_PARAMETER);
 }

@@ -7,6 +7,8 @@
 // is about what libsisci does (renewal, SCI_CB_LOST). Every wait is bounded.
 #include "lending_support.hpp"
 
+#include "dis/fabric_admin.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sisci_api.h>
@@ -190,6 +192,12 @@ TEST_CASE("lending: a device that stops responding is quarantined and its borrow
     CHECK(lost->value("lease_id", std::int64_t{-1}) == lease_id);
     CHECK(lost->value("reason", "").find("fault") != std::string::npos);
     CHECK(*regs.reg(k_reg_status) == 0); // nothing was executed
+    {
+        const auto counters = dis::fabric::AdminClient(fabric.dir(), k_lender).node_info().counters;
+        CHECK(counters.at("faults_total") == 1);
+        CHECK(counters.at("reclaims_device_fault_total") == 1);
+        CHECK(counters.at("reclaims_admin_total") == 0);
+    }
     auto dev = view.device(fdid);
     CHECK(dev.value("state", "") == "failed");
     CHECK(dev.value("leases", nlohmann::json::array()).empty());
@@ -396,4 +404,9 @@ TEST_CASE("lending: a lender killed while its devices are borrowed: the borrower
         CHECK(d.value("state", "") == "available");
         CHECK(d.value("leases", nlohmann::json::array()).empty());
     }
+    // The restarted daemon counts the two leases it could not confirm, by that reason alone.
+    const auto counters = dis::fabric::AdminClient(fabric.dir(), k_lender).node_info().counters;
+    CHECK(counters.at("reclaims_lender_restart_total") == 2);
+    CHECK(counters.at("reclaims_admin_total") == 0);
+    CHECK(counters.at("reclaims_lease_expired_total") == 0);
 }

@@ -387,15 +387,95 @@ TEST_CASE("monitor grid: the PCIe pane puts problems first and counts AER since 
     CHECK(p.summary.find("AER since start 3 cor, 0 nonfatal, 0 fatal") != std::string::npos);
 }
 
-TEST_CASE("monitor grid: control bytes and non-ASCII names are shown as '?'", "[monitor]") {
+// Every row of the grid is exactly its width in display columns, and no cell holds a
+// control character.
+void check_columns(const Grid& g) {
+    for (int y = 0; y < g.height(); ++y) {
+        const auto row = g.row_text(y);
+        INFO("row " << y << ": " << row);
+        CHECK(display_width(row) == g.width());
+        for (char c : row)
+            CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+    }
+}
+
+TEST_CASE("monitor grid: control bytes and invalid UTF-8 are shown as '?', UTF-8 intact",
+          "[monitor]") {
     auto s = make_snapshot(1, 0, 0);
-    s.nodes[0].sample.info.name = "n\x1b[31m\xc3\xa9";
+    s.nodes[0].sample.info.name = "n\x1b[31m\xc3\xa9\xff\xe6\x9d";
     ViewState view;
     const auto g = render(s, view, 100, 20);
-    CHECK(contains(g, "n?[31m??"));
-    for (int y = 0; y < g.height(); ++y)
-        for (char c : g.row_text(y))
-            CHECK((c >= 0x20 && c < 0x7f));
+    INFO(g.text());
+    // ESC, then é kept, then a stray byte and a cut 3-byte sequence: one '?' per byte.
+    CHECK(contains(g, "n?[31m\xc3\xa9???"));
+    check_columns(g);
+}
+
+TEST_CASE("monitor grid: cells are display columns, double-width glyphs are never split",
+          "[monitor]") {
+    CHECK(display_width("GPU-\xc3\x85ngstr\xc3\xb6m") == 12);          // GPU-Ångström
+    CHECK(display_width("\xe6\x9d\xb1\xe4\xba\xac") == 4);             // 東京
+    CHECK(display_width("e\xcc\x81") == 1);                            // e + combining acute
+    CHECK(fit_width("\xe6\x9d\xb1\xe4\xba\xac", 3) == "\xe6\x9d\xb1"); // not half of 京
+    CHECK(fit_width("a\xe6\x9d\xb1", 2) == "a");
+    CHECK(to_wide("\xc3\x85x") == L"\u00c5x");
+
+    Grid g(5, 2);
+    g.put(0, 0, "\xe6\x9d\xb1\xe4\xba\xac\xe3\x83\x8e", Style::normal); // 東京ノ: 6 columns
+    CHECK(g.row_text(0) == "\xe6\x9d\xb1\xe4\xba\xac "); // ノ does not fit in the last column
+    CHECK(g.at(0, 0).ch == "\xe6\x9d\xb1");
+    CHECK(g.at(1, 0).ch.empty()); // the second column of 東
+    // Writing over half of a double-width glyph blanks its other half.
+    g.put(1, 0, "x", Style::normal);
+    CHECK(g.row_text(0) == " x\xe4\xba\xac ");
+    g.put(2, 0, "y", Style::normal);
+    CHECK(g.row_text(0) == " xy  ");
+    // Cut by the left edge: the column it would have on the grid is blank.
+    g.put(-1, 1,
+          "\xe6\x9d\xb1"
+          "ab",
+          Style::normal);
+    CHECK(g.row_text(1) == " ab  ");
+    check_columns(g);
+}
+
+TEST_CASE("monitor grid: Ångström and CJK names line up their columns and are cut whole",
+          "[monitor]") {
+    auto s = make_snapshot(3, 0, 0);
+    const std::string angstrom = "GPU-\xc3\x85ngstr\xc3\xb6m";
+    const std::string cjk =
+        "\xe6\x9d\xb1\xe4\xba\xac\xe3\x83\x8e\xe3\x83\xbc\xe3\x83\x89"; // 東京ノード
+    std::string long_cjk;                                               // 21 glyphs: 42 columns
+    for (int i = 0; i < 21; ++i)
+        long_cjk += "\xe6\x9d\xb1";
+    s.nodes[0].sample.info.name = angstrom;
+    s.nodes[1].sample.info.name = cjk;
+    s.nodes[2].sample.info.name = "a" + long_cjk; // the NAME column is at most 20 wide
+    ViewState view;
+    for (int width : {120, 33, 20, 7}) {
+        const auto g = render(s, view, width, 30);
+        INFO("width " << width << "\n" << g.text());
+        check_columns(g);
+        if (width != 120)
+            continue;
+        const int header = find_row(g, "NODE NAME");
+        REQUIRE(header >= 0);
+        const std::string h = g.row_text(header);
+        const auto state_col = display_width(h.substr(0, h.find("STATE")));
+        for (int i = 1; i <= 3; ++i) {
+            const std::string row = g.row_text(header + i);
+            // The STATE column ("up") starts at the same display column on every row.
+            CHECK(display_width(row.substr(0, row.find(" up ") + 1)) == state_col);
+        }
+        CHECK(contains(g, angstrom));
+        CHECK(contains(g, cjk));
+        // 'a' and 9 whole glyphs (19 columns); the 10th would need 21.
+        std::string cut = "a";
+        for (int i = 0; i < 9; ++i)
+            cut += "\xe6\x9d\xb1";
+        CHECK(contains(g, cut + "  up"));
+        CHECK_FALSE(contains(g, cut + "\xe6\x9d\xb1"));
+    }
 }
 
 TEST_CASE("monitor formats bytes, rates and counter deltas", "[monitor]") {
@@ -411,4 +491,39 @@ TEST_CASE("monitor formats bytes, rates and counter deltas", "[monitor]") {
     CHECK(counter_rate(10, 40, 2.0) == std::optional<double>(15.0));
     CHECK_FALSE(counter_rate(40, 10, 2.0)); // a restarted daemon
     CHECK_FALSE(counter_rate(1, 2, 0.0));
+}
+
+TEST_CASE("monitor grid: interrupt trigger rates per node and in the segments pane's total",
+          "[monitor]") {
+    auto s = make_snapshot(3, 0, 0);
+    for (auto& row : s.nodes)
+        row.sample.info.counters["interrupts"] = 1;
+    // Before a second sample there is no rate.
+    auto p = build_pane(PaneId::segments, s, Sort{});
+    CHECK(p.summary.find("3 interrupts, - triggers/s") != std::string::npos);
+    CHECK(p.summary.find("not counted") == std::string::npos);
+    const auto columns = pane_columns(PaneId::nodes);
+    const auto col = static_cast<std::size_t>(
+        std::find_if(columns.begin(), columns.end(),
+                     [](const Column& c) { return c.header == "INTR/s"; }) -
+        columns.begin());
+    REQUIRE(col < columns.size());
+    CHECK(columns[col].numeric);
+    CHECK(build_pane(PaneId::nodes, s, Sort{}).rows[0][col].text == "-");
+
+    s.nodes[0].rates.interrupts = 0;
+    s.nodes[1].rates.interrupts = 40;
+    s.nodes[2].rates.interrupts = 210;
+    p = build_pane(PaneId::segments, s, Sort{});
+    INFO(p.summary);
+    CHECK(p.summary.find("3 interrupts, 250 triggers/s") != std::string::npos);
+    const auto nodes = build_pane(PaneId::nodes, s, Sort{static_cast<int>(col), true});
+    CHECK(nodes.rows[0][0].text == "12"); // sorted by INTR/s, busiest first
+    CHECK(nodes.rows[0][col].text == "210");
+    CHECK(nodes.rows[1][col].text == "40.00");
+    CHECK(nodes.rows[2][col].text == "0");
+    ViewState view;
+    const auto g = render(s, view, 160, 30);
+    CHECK(contains(g, "INTR/s"));
+    CHECK(contains(g, "250 triggers/s"));
 }

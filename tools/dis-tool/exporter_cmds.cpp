@@ -189,10 +189,12 @@ void run_exporter(const ExporterOptions& o) {
             throw;
         // No fabric directory configured: the fabric series are left out.
     }
-    if (fabric_dir)
+    if (fabric_dir) {
         sources.push_back(metrics::make_fabric_collector(
             *fabric_dir, std::chrono::milliseconds(o.fabric_timeout_ms)));
-    // The lending collector (issue 11) is added here once the lending source exists.
+        sources.push_back(metrics::make_lending_collector(
+            *fabric_dir, std::chrono::milliseconds(o.fabric_timeout_ms)));
+    }
     auto exporter = std::make_shared<metrics::Exporter>(std::move(sources));
 
     const int port = check_bindable(address);
@@ -228,7 +230,8 @@ void run_exporter(const ExporterOptions& o) {
 
 void register_exporter_commands(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<ExporterOptions>();
-    auto* cmd = app.add_subcommand("exporter", "Serve PCIe and fabric metrics for Prometheus");
+    auto* cmd =
+        app.add_subcommand("exporter", "Serve PCIe, fabric and lending metrics for Prometheus");
     cmd->add_option("--listen", opts->listen, "IPv4 HOST:PORT to serve on (port 0 picks one)")
         ->type_name("HOST:PORT")
         ->default_str("127.0.0.1:9466");
@@ -238,7 +241,7 @@ void register_exporter_commands(CLI::App& app, Context& ctx) {
     cmd->add_option("--fabric", opts->fabric, "Fabric directory of the node daemons")
         ->type_name("DIR");
     cmd->add_option("--fabric-timeout", opts->fabric_timeout_ms,
-                    "Time budget of the fabric collector per scrape, in milliseconds")
+                    "Time budget of the fabric and lending collectors per scrape, in milliseconds")
         ->type_name("MS")
         ->check(CLI::Range(10, 60000))
         ->default_str("1000");

@@ -1,15 +1,24 @@
 // The ncurses painter of `dis-tool monitor`: newterm (not initscr, which exits the process
 // on an unknown terminal), then a loop that blocks in getch with the time left until the
 // next refresh as its timeout, so an idle monitor sleeps between refreshes. The screen is
-// lib/monitor's render(); this file only maps its styles to attributes and keys to Keys.
+// lib/monitor's render(); this file only maps its styles to attributes and keys to Keys, and
+// paints the grid's glyphs with ncursesw's wide-character functions (a double-width glyph's
+// second cell is the glyph's own second column).
 #include "monitor_tty.hpp"
 
+#ifndef NCURSES_WIDECHAR
+#define NCURSES_WIDECHAR 1
+#endif
 #include <curses.h>
 #include <term.h>
 
+#include <langinfo.h>
+
 #include <chrono>
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace dis::cli {
 
@@ -88,19 +97,32 @@ Palette make_palette(bool color) {
     return p;
 }
 
-void paint(const monitor::Grid& g, const Palette& palette) {
+// `utf8`: the terminal's locale is UTF-8, so glyphs are painted as they are; otherwise each
+// column of a glyph outside ASCII is painted as '?' (the layout stays the same).
+void paint(const monitor::Grid& g, const Palette& palette, bool utf8) {
     for (int y = 0; y < g.height(); ++y) {
         int x = 0;
         while (x < g.width()) {
             const Style s = g.at(x, y).style;
             std::string run;
             int end = x;
-            while (end < g.width() && g.at(end, y).style == s)
-                run.push_back(g.at(end++, y).ch);
+            // A double-width glyph's second cell always goes with its first.
+            while (end < g.width() && (g.at(end, y).style == s || g.at(end, y).ch.empty())) {
+                const auto& ch = g.at(end++, y).ch;
+                if (utf8)
+                    run += ch;
+                else
+                    run += ch.size() == 1 ? ch : std::string("?");
+            }
             attrset(palette.attr[static_cast<int>(s)]);
-            // The bottom-right cell makes addnstr return ERR (the cursor cannot advance);
-            // the character is written all the same.
-            mvaddnstr(y, x, run.c_str(), static_cast<int>(run.size()));
+            // The bottom-right cell makes the add functions return ERR (the cursor cannot
+            // advance); the character is written all the same.
+            if (utf8) {
+                const std::wstring wide = monitor::to_wide(run);
+                mvaddnwstr(y, x, wide.c_str(), static_cast<int>(wide.size()));
+            } else {
+                mvaddnstr(y, x, run.c_str(), static_cast<int>(run.size()));
+            }
             x = end;
         }
     }
@@ -173,6 +195,9 @@ TtyOutcome run_monitor_tty(monitor::Collector& collector, monitor::ViewState& vi
     const char* term = std::getenv("TERM");
     if (term == nullptr || *term == '\0')
         return {false, "TERM is not set"};
+    // ncursesw writes wide characters in the encoding of LC_CTYPE: the user's.
+    std::setlocale(LC_CTYPE, "");
+    const bool utf8 = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     SCREEN* scr = newterm(term, stdout, stdin);
     if (scr == nullptr)
         return {false, std::string("unknown terminal type '") + term + "'"};
@@ -200,7 +225,7 @@ TtyOutcome run_monitor_tty(monitor::Collector& collector, monitor::ViewState& vi
         sampled = Clock::now();
         ++samples;
     };
-    auto show = [&] { paint(monitor::render(snap, view, COLS, LINES), palette); };
+    auto show = [&] { paint(monitor::render(snap, view, COLS, LINES), palette, utf8); };
 
     take();
     show();

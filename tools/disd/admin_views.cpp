@@ -97,7 +97,11 @@ nlohmann::json Daemon::node_info() const {
                      {"returns_total", m_returns.load()},
                      {"resets_total", m_resets.load()},
                      {"reset_failures_total", m_reset_failures.load()},
-                     {"faults_total", m_faults.load()}};
+                     {"faults_total", m_faults.load()},
+                     {"reclaims_admin_total", m_reclaims_admin.load()},
+                     {"reclaims_lease_expired_total", m_reclaims_expired.load()},
+                     {"reclaims_lender_restart_total", m_reclaims_restart.load()},
+                     {"reclaims_device_fault_total", m_reclaims_fault.load()}};
     return info;
 }
 

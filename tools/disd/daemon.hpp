@@ -343,6 +343,14 @@ private:
     std::atomic<std::uint64_t> m_resets{0};
     std::atomic<std::uint64_t> m_reset_failures{0};
     std::atomic<std::uint64_t> m_faults{0};
+    // Leases the lender ended without their holder returning them, by reason (node_info
+    // reclaims_<reason>_total): an admin reclaim, an expired lease, a lease a restarted lender
+    // could not confirm, a device fault. A holder whose connection closed returns its lease
+    // (returns_total).
+    std::atomic<std::uint64_t> m_reclaims_admin{0};
+    std::atomic<std::uint64_t> m_reclaims_expired{0};
+    std::atomic<std::uint64_t> m_reclaims_restart{0};
+    std::atomic<std::uint64_t> m_reclaims_fault{0};
 
     // Counters (Prometheus-style names in node_info).
     std::atomic<std::uint64_t> m_dma_bytes{0};

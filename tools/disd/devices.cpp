@@ -120,6 +120,7 @@ void Daemon::start_lending() {
         }
     }
     auto report = m_pool_work->recover([](const lending::Lease&) { return false; });
+    m_reclaims_restart += report.reclaimed.size();
     if (!report.reclaimed.empty() || !report.reset.empty()) {
         log("recovery: " + std::to_string(report.reclaimed.size()) + " lease(s) reclaimed, " +
             std::to_string(report.reset.size()) + " device(s) reset");

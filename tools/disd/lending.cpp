@@ -182,7 +182,7 @@ void Daemon::lending_tick() {
     m_worker->submit([this] {
         lost_context().reason = "lease expired";
         try {
-            m_pool_work->tick();
+            m_reclaims_expired += m_pool_work->tick();
             m_pool_work->checkpoint();
         } catch (const std::exception& e) {
             log(std::string("lease clock: ") + e.what());
@@ -575,7 +575,9 @@ void Daemon::op_dev_reclaim(Request& r) {
     defer(r, [this, fdid, reason, actor] {
         lost_context() = {"reclaimed by " + actor + ": " + reason, 0};
         json out = json::array();
-        for (const auto& l : m_pool_work->reclaim(fdid, actor, reason)) {
+        const auto leases = m_pool_work->reclaim(fdid, actor, reason);
+        m_reclaims_admin += leases.size();
+        for (const auto& l : leases) {
             out.push_back(lending::to_json(l));
         }
         return json{{"leases", std::move(out)}};
@@ -633,6 +635,7 @@ void Daemon::device_fault(lending::Fdid fdid, const std::string& reason) {
     m_worker->submit([this, fdid, reason] {
         try {
             auto leases = m_pool_work->fault(fdid, reason);
+            m_reclaims_fault += leases.size();
             LentDevice* d = lent_device(fdid);
             if (d != nullptr) {
                 std::lock_guard lock(d->mu);

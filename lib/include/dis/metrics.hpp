@@ -1,5 +1,5 @@
-// The Prometheus exporter's collectors: one prometheus::Collectable per source (pci, fabric;
-// lending to come) that builds fresh MetricFamily objects on every scrape, and the Exporter
+// The Prometheus exporter's collectors: one prometheus::Collectable per source (pci, fabric,
+// lending) that builds fresh MetricFamily objects on every scrape, and the Exporter
 // collectable that runs each source within its own time budget and adds the scrape's own
 // series (dis_scrape_duration_seconds, dis_scrape_collector_success, dis_exporter_build_info).
 // Every series is listed in dis-tool-exporter(1).
@@ -20,7 +20,6 @@ namespace dis::metrics {
 
 // A source of series. collect() may throw (the source then counts as failed); it sets
 // `complete` to false when it left out part of its series (a node that did not answer).
-// A new source (the lending one) derives from this and is added to the Exporter.
 class SourceCollector : public prometheus::Collectable {
 public:
     virtual const std::string& name() const = 0;
@@ -38,6 +37,10 @@ std::shared_ptr<SourceCollector> make_pci_collector(pci::Source source,
 // dis::fabric::AdminClient with `budget` as its timeout (nodes are asked in parallel).
 std::shared_ptr<SourceCollector> make_fabric_collector(std::string fabric_dir,
                                                        std::chrono::milliseconds budget);
+// The lending pools of the node daemons in `fabric_dir` (dis::lending::LenderClient) and
+// their lending counters (node_info), nodes asked in parallel within `budget`.
+std::shared_ptr<SourceCollector> make_lending_collector(std::string fabric_dir,
+                                                        std::chrono::milliseconds budget);
 
 // The one collectable registered with the HTTP exposer.
 class Exporter : public prometheus::Collectable {

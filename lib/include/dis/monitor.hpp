@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dis::monitor {
@@ -30,6 +31,7 @@ struct NodeRates {
     std::optional<double> dma_transfers;
     std::optional<double> dma_bytes;
     std::optional<double> dma_errors;
+    std::optional<double> interrupts; // triggers of the node's interrupts (plain and data)
 };
 
 struct NodeRow {
@@ -131,13 +133,33 @@ enum class Style : std::uint8_t {
 // warn and bad become strong, good and dim normal; states are always spelled out in text.
 bool is_color_style(Style s);
 
+// One terminal column. A double-width glyph (CJK, most emoji) takes two cells: the first holds
+// it, the second is its continuation (`ch` empty).
 struct Cell {
-    char ch = ' ';
+    std::string ch = " "; // one glyph in UTF-8, with any combining marks after it
     Style style = Style::normal;
 };
 
-// A width x height grid of cells; text outside it is clipped. Bytes outside printable ASCII
-// are shown as '?', so that one cell is one terminal column.
+// UTF-8 text as the glyphs a terminal shows: each with its display width (wcwidth: 1 or 2),
+// combining marks joined to the glyph before them, and control characters, invalid bytes and
+// other unprintable characters each shown as one '?'. Decoded under a UTF-8 LC_CTYPE whatever
+// the process locale.
+struct Glyph {
+    std::string bytes; // UTF-8
+    wchar_t wc = L'?';
+    int width = 1;
+    std::wstring extra; // combining marks after wc
+};
+std::vector<Glyph> glyphs(std::string_view text);
+int display_width(std::string_view text); // terminal columns
+// The longest prefix of whole glyphs that fits in `width` columns (never half a glyph).
+std::string fit_width(std::string_view text, int width);
+// The glyphs as wide characters (for ncursesw's wide functions).
+std::wstring to_wide(std::string_view text);
+
+// A width x height grid of cells; text outside it is clipped. Text is measured in display
+// columns (see glyphs()): a double-width glyph that does not fit before the right edge is
+// left out, never split, and writing over half of one blanks its other half.
 class Grid {
 public:
     Grid(int width, int height);
@@ -147,10 +169,13 @@ public:
     void put(int x, int y, std::string_view text, Style style);
     void fill(int x, int y, int n, Style style); // spaces
     void set_style(int x, int y, int n, Style style);
-    std::string row_text(int y) const;
-    std::string text() const; // every row, '\n' after each
+    std::string row_text(int y) const; // UTF-8; display_width() of it is width()
+    std::string text() const;          // every row, '\n' after each
 
 private:
+    Cell& cell(int x, int y);
+    void unpair(int x, int y); // x stops being half of a double-width glyph
+
     int m_width, m_height;
     std::vector<Cell> m_cells;
 };
