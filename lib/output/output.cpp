@@ -1,4 +1,5 @@
 #include "dis/output.hpp"
+#include "dis/text_width.hpp"
 
 #include "dis/error.hpp"
 
@@ -14,7 +15,8 @@ Format parse_format(const std::string& name) {
         return Format::json;
     if (name == "csv")
         return Format::csv;
-    throw Error(ErrorKind::invalid_input, "unknown output format '" + name + "' (table, json, csv)");
+    throw Error(ErrorKind::invalid_input,
+                "unknown output format '" + name + "' (table, json, csv)");
 }
 
 Table::Table(std::vector<Column> columns) : m_columns(std::move(columns)) {}
@@ -31,13 +33,10 @@ void Table::add_row(std::vector<std::string> cells) {
 
 namespace {
 
-// Display width in terminal columns: counts UTF-8 code points, not bytes, so tree glyphs align.
+// Display width in terminal columns (wide glyphs count two), so tree glyphs and UTF-8 names
+// align.
 std::size_t display_width(const std::string& s) {
-    std::size_t n = 0;
-    for (unsigned char c : s)
-        if ((c & 0xC0) != 0x80)
-            ++n;
-    return n;
+    return static_cast<std::size_t>(text::display_width(s));
 }
 
 } // namespace

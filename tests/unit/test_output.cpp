@@ -27,6 +27,19 @@ TEST_CASE("table pads by display width, not bytes", "[output]") {
     CHECK(out.str() == "TREE  X\n\u2514\u2500a   1\nabcd  2\n");
 }
 
+TEST_CASE("table pads double-width glyphs by two columns and combining marks by none", "[output]") {
+    Table t{"NAME", "X"};
+    t.add_row({"\u6771\u4eac", "1"});   // two CJK glyphs: four columns
+    t.add_row({"Ang\u030astrom", "2"}); // A, n, g+ring: eight columns for nine code points
+    t.add_row({"ab", "3"});
+    std::ostringstream out;
+    t.render_text(out);
+    CHECK(out.str() == "NAME      X\n"
+                       "\u6771\u4eac      1\n"
+                       "Ang\u030astrom  2\n"
+                       "ab        3\n");
+}
+
 TEST_CASE("csv quotes commas, quotes and newlines", "[output]") {
     Table t{"a", "b"};
     t.add_row({"x,y", "say \"hi\""});

@@ -5,6 +5,8 @@
 // panes as tables or JSON. Panes, keys and columns: dis-tool-monitor(1).
 #pragma once
 
+#include "dis/text_width.hpp"
+
 #include "dis/fabric_sample.hpp"
 #include "dis/pci.hpp"
 
@@ -140,22 +142,12 @@ struct Cell {
     Style style = Style::normal;
 };
 
-// UTF-8 text as the glyphs a terminal shows: each with its display width (wcwidth: 1 or 2),
-// combining marks joined to the glyph before them, and control characters, invalid bytes and
-// other unprintable characters each shown as one '?'. Decoded under a UTF-8 LC_CTYPE whatever
-// the process locale.
-struct Glyph {
-    std::string bytes; // UTF-8
-    wchar_t wc = L'?';
-    int width = 1;
-    std::wstring extra; // combining marks after wc
-};
-std::vector<Glyph> glyphs(std::string_view text);
-int display_width(std::string_view text); // terminal columns
-// The longest prefix of whole glyphs that fits in `width` columns (never half a glyph).
-std::string fit_width(std::string_view text, int width);
-// The glyphs as wide characters (for ncursesw's wide functions).
-std::wstring to_wide(std::string_view text);
+// Text measured in terminal columns (dis/text_width.hpp), the monitor's unit of layout.
+using text::display_width;
+using text::fit_width;
+using text::Glyph;
+using text::glyphs;
+using text::to_wide;
 
 // A width x height grid of cells; text outside it is clipped. Text is measured in display
 // columns (see glyphs()): a double-width glyph that does not fit before the right edge is

@@ -1,14 +1,14 @@
 // Text as terminal cells: UTF-8 decoded with mbrtowc and measured with wcwidth under a UTF-8
 // LC_CTYPE of this thread's own (C.UTF-8), whatever the process locale is, so that the grid
 // measures a name the same way in a test, a pipe and a terminal.
-#include "dis/monitor.hpp"
+#include "dis/text_width.hpp"
 
 #include <algorithm>
 #include <clocale>
 #include <cwchar>
 #include <locale.h>
 
-namespace dis::monitor {
+namespace dis::text {
 
 namespace {
 
@@ -131,4 +131,4 @@ std::wstring to_wide(std::string_view text) {
     return out;
 }
 
-} // namespace dis::monitor
+} // namespace dis::text
