@@ -182,10 +182,13 @@ Report run(const Options& options) {
     Report report;
     report.fabric_dir = options.fabric_dir;
     Baseline baseline = load_baseline(options.baseline_file);
+    // Counters this run cannot read (an unreachable fabric, say) keep their stored values.
+    report.baseline = baseline.counters;
 
     check_versions(options, report.checks);
     FabricView view = read_fabric(options);
     report.fabric_unreachable = !view.topology.has_value();
+    report.unreachable_reason = view.unreachable_reason;
     check_nodes(options, view, report.checks);
     if (view.topology) {
         check_adapters(view, report.checks);

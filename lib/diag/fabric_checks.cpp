@@ -76,7 +76,8 @@ void check_versions(const Options&, std::vector<Check>& out) {
         sci::Library library;
         std::string vendor = query_string(SCI_Q_VENDORID);
         std::string api = query_string(SCI_Q_API);
-        out.push_back(make_check("versions", "sisci", Verdict::pass, api + " (" + vendor + ")",
+        out.push_back(make_check("versions", "sisci", Verdict::pass,
+                                 std::string(impl) + " SISCI: " + api + ", vendor " + vendor,
                                  {{"implementation", impl}, {"vendor", vendor}, {"api", api}}));
     } catch (const Error& e) {
         out.push_back(make_check("versions", "sisci", Verdict::fail,
@@ -129,8 +130,7 @@ FabricView read_fabric(const Options& o) {
 
 void check_nodes(const Options& o, const FabricView& v, std::vector<Check>& out) {
     if (!v.topology) {
-        out.push_back(make_check("nodes", "fabric", Verdict::fail,
-                                 "unreachable: " + v.unreachable_reason,
+        out.push_back(make_check("nodes", "fabric", Verdict::fail, v.unreachable_reason,
                                  {{"fabric_dir", o.fabric_dir}, {"configured", v.configured}}));
         return;
     }

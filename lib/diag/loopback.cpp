@@ -76,7 +76,7 @@ void check_loopback(const Options& o, const FabricView& v, std::vector<Check>& o
                 Verdict verdict =
                     r.payload == bench::Payload::verified ? Verdict::pass : Verdict::fail;
                 std::string reason = std::to_string(k_iterations) + " x " +
-                                     bench::format_size(step.size) + " " +
+                                     std::to_string(step.size) + " bytes " +
                                      bench::to_string(r.payload) + " by checksum";
                 if (verdict == Verdict::fail)
                     reason = "payload " + std::string(bench::to_string(r.payload)) + ": " +

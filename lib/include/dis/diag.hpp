@@ -78,6 +78,7 @@ struct Report {
     // No node of the fabric answers at all (checks then holds the rows that could still be
     // judged: versions, pcie, iommu). exit_code() gives k_exit_fabric.
     bool fabric_unreachable = false;
+    std::string unreachable_reason; // why, when fabric_unreachable ("no fabric node answers ...")
     // The counters save_baseline stores: "pcie/<bdf>/<file>/<counter>" -> value, and
     // "pool/audit_ms" -> the newest audit time seen (older pool events are not new).
     nlohmann::json baseline = nlohmann::json::object();
