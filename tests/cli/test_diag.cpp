@@ -395,3 +395,16 @@ TEST_CASE("diag -V 0, 1 and 9: problems only, every check, every counter", "[cli
     REQUIRE(rows.size() == doc["checks"].size() + 1);
     CHECK(rows[0] == std::vector<std::string>{"VERDICT", "GROUP", "CHECK", "REASON"});
 }
+
+TEST_CASE("diag: the man page has every section and a malformed baseline is a usage error",
+          "[cli][diag]") {
+    check_man_page("dis-tool-diag.1");
+    DiagEnv env;
+    write_file(env.state, "not json");
+    ToolFabric fabric(2);
+    auto r = run_tool(env.args(fabric.dir(), {"--no-loopback", "-o", "json"}));
+    CHECK(r.exit_code == 2);
+    check_one_error_line(r);
+    CHECK(r.err.find(env.state) != std::string::npos);
+    CHECK(parse_out(r)["error"]["kind"] == "invalid_input");
+}

@@ -5,6 +5,7 @@
 #include "dis/diag.hpp"
 #include "dis/error.hpp"
 #include "dis/fabric_admin.hpp"
+#include "dis/sisci.hpp"
 
 #include <cstdlib>
 #include <iostream>
@@ -66,7 +67,8 @@ void run_diag(Context& ctx, const DiagOptions& o) {
     const std::string state = o.state.empty() ? diag::default_baseline_file() : o.state;
     opts.baseline_file = state;
     opts.timeout = std::chrono::milliseconds(o.timeout_ms);
-    if (!o.no_loopback)
+    // A vendor SISCI has no way to start the responder on another host: no loopback there.
+    if (!o.no_loopback && fabric::sisci::software_fabric())
         opts.responder_argv = {"/proc/self/exe", "bench",
                                "serve",          "--once",
                                "--idle-timeout", std::to_string(o.timeout_ms / 1000 + 5)};
