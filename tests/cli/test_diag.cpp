@@ -408,3 +408,31 @@ TEST_CASE("diag: the man page has every section and a malformed baseline is a us
     CHECK(r.err.find(env.state) != std::string::npos);
     CHECK(parse_out(r)["error"]["kind"] == "invalid_input");
 }
+
+TEST_CASE("diag: a downgraded PCIe link on the host warns", "[cli][diag]") {
+    DiagEnv env;
+    // A root port able to run x16 at 16GT/s, trained at x4 8GT/s.
+    FakeDevice port{"0000:00:03.0",
+                    "",
+                    ConfigSpace(0x8086, 0x1901, 0x060400, 1)
+                        .bus_numbers(0, 3, 3)
+                        .pcie(PcieType::root_port, false, 4, 16, 3, 4),
+                    std::string("pcieport"),
+                    std::nullopt,
+                    -1,
+                    {},
+                    {}};
+    env.tree.add(port);
+    ToolFabric fabric(2);
+    auto r = run_tool(env.args(fabric.dir(), {"--no-loopback", "-o", "json"}));
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    auto doc = parse_out(r);
+    auto c = check_of(doc, "pcie", "0000:00:03.0");
+    CHECK(c["verdict"] == "warn");
+    CHECK(c["reason"].get<std::string>().find("link downgraded") == 0);
+    CHECK(c["counters"]["link_downgraded"] == true);
+    CHECK(c["counters"]["link_width"] == 4);
+    CHECK(check_of(doc, "pcie", "0000:01:00.0")["verdict"] == "pass");
+    CHECK(run_tool(env.args(fabric.dir(), {"--no-loopback", "--strict"})).exit_code == 1);
+}
