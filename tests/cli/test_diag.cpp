@@ -370,8 +370,7 @@ TEST_CASE("diag -V 0, 1 and 9: problems only, every check, every counter", "[cli
     auto v1 = run_v("1");
     auto v9 = run_v("9");
     CHECK(v0.find("PASS") == std::string::npos);
-    CHECK(v0.find("\n" + summary_text(doc) + "\n") != std::string::npos);
-    CHECK(count_lines(v0) == 2); // the header and the summary: nothing is wrong
+    CHECK(v0 == summary_text(doc) + "\n"); // the summary alone: nothing is wrong
     CHECK(v1.find("PASS") != std::string::npos);
     CHECK(count_lines(v1) == doc["checks"].size() + 2);
     CHECK(v1.find("serial") == std::string::npos);

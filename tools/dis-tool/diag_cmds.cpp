@@ -98,7 +98,8 @@ void run_diag(Context& ctx, const DiagOptions& o) {
             return;
         }
         if (o.verbosity < 9) {
-            t.render_text(out);
+            if (t.rows() > 0) // -V 0 on a healthy fabric: the summary line alone
+                t.render_text(out);
         } else {
             // Each row followed by its counters.
             for (const auto& c : report.checks) {
