@@ -182,6 +182,17 @@ void check_nodes(const Options& o, const FabricView& v, std::vector<Check>& out)
             }
         }
         nlohmann::json counters = {{"node_id", id}, {"reachable", reachable}};
+        if (reachable && fab::sisci::software_fabric()) {
+            // The daemon's own counters (DMA bytes, interrupts, clients, ...), for -V 9.
+            try {
+                auto info = fab::AdminClient(o.fabric_dir, id, o.timeout).node_info();
+                counters["pid"] = info.pid;
+                counters["uptime_seconds"] = info.uptime_s;
+                counters["daemon"] = info.counters;
+            } catch (const Error&) {
+                // Probed reachable but its admin interface did not answer: the probe decides.
+            }
+        }
         std::string what = "node " + std::to_string(id);
         if (id == topo.local_node_id) {
             out.push_back(make_check("nodes", what, Verdict::pass,

@@ -130,6 +130,11 @@ TEST_CASE("diag: a healthy 3-node fabric with epf-test devices passes every chec
     CHECK(check_of(doc, "nodes", "node 8")["reason"].get<std::string>().find("beta") !=
           std::string::npos);
     CHECK(check_of(doc, "versions", "sisci")["counters"]["implementation"] == "software");
+    // The daemons' own counters come with the node rows (-V 9).
+    auto node4 = check_of(doc, "nodes", "node 4")["counters"];
+    CHECK(node4["pid"] == fabric.pid_of(4));
+    CHECK(node4["daemon"].is_object());
+    CHECK(!node4["daemon"].empty());
     for (auto node : {"4", "8", "12"}) {
         CHECK(check_of(doc, "adapter",
                        std::string("node ") + node + " adapter 0")["counters"]["link_width"] == 8);
