@@ -25,7 +25,7 @@ _dis_tool() {
     fi
 
     local global="-o --output -v --verbose -h --help --version"
-    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor"
+    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor diag"
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
@@ -38,7 +38,11 @@ _dis_tool() {
         COMPREPLY=($(compgen -W "table json csv" -- "$cur"))
         return
         ;;
-    --dump | -c | --config | --basic-auth)
+    -V)
+        COMPREPLY=($(compgen -W "0 1 9" -- "$cur"))
+        return
+        ;;
+    --dump | -c | --config | --basic-auth | --state)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -54,7 +58,7 @@ _dis_tool() {
         --timeout | --timeout-ms | -a | --adapter | --local-node | --node | -r | --remote-node | \
         -s | --sizes | --vector | --window-size | --idle-timeout | --listen | --fabric-timeout | \
         --delay | --node-timeout | --pcie-interval | \
-        --lease | --lease-id | --reason | --since | --limit)
+        --lease | --lease-id | --reason | --since | --limit | --lendable)
         return
         ;;
     esac
@@ -113,6 +117,7 @@ _dis_tool() {
     topology | probe) opts="$fab --local-node -a --adapter" ;;
     segment) verbs="list"; opts="--node $fab" ;;
     exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
+    diag) opts="-V --clear --strict --state --config --sysfs-root --no-host --lendable --no-loopback --timeout $fab" ;;
     monitor) opts="-d --delay -n --iterations -C --no-color --once --node-timeout --pcie-interval $fab $src" ;;
     bench)
         verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency device-cycle device-copy serve"
