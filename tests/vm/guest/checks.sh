@@ -196,6 +196,8 @@ fi
 # device check again only where something changed.
 # shellcheck disable=SC2086 # one BDF per word
 snapshot after $changed
+# SmartIO over VFIO: its own script (shares these helpers and counters).
+. /vm/smartio.sh
 dmesg >"$out/dmesg.txt"
 
 # The captured files, to the host over ttyS1 (raw: no \r inserted).
