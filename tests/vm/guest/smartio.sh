@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck shell=dash disable=SC3043 # busybox ash has local
+# shellcheck shell=dash disable=SC3043,SC2154 # busybox ash has local; $out, $nvme, $edu: checks.sh
 # SmartIO over VFIO in the guest (issue 10 items 4 and 5's failure cases). Sourced by
 # checks.sh after its "after" snapshot: uses its ok/bad/check/wait_driver helpers, $out, $nvme
 # and $edu. A lender disd (node 4) hosts the NVMe controller and the edu device through
