@@ -276,6 +276,7 @@ private:
     void drop_device_memory(lending::Fdid fdid, std::int64_t lease_id);
     // The device engine (device_engine.cpp).
     void device_engine_main();
+    void vfio_irq_main();
     void wake_device_engine();
 
     // DMA engine (engine.cpp).
@@ -338,6 +339,8 @@ private:
     std::condition_variable m_dev_engine_cv;
     bool m_dev_engine_stop = false;
     std::thread m_dev_engine;
+    std::thread m_vfio_irq;   // waits on the vfio devices' interrupt eventfds (device_vfio.cpp)
+    wire::Fd m_vfio_irq_stop; // eventfd: the thread returns
     std::atomic<std::uint64_t> m_borrows{0};
     std::atomic<std::uint64_t> m_returns{0};
     std::atomic<std::uint64_t> m_resets{0};

@@ -196,6 +196,9 @@ fi
 # device check again only where something changed.
 # shellcheck disable=SC2086 # one BDF per word
 snapshot after $changed
+# SmartIO over VFIO: its own script (shares these helpers and counters).
+# shellcheck source=/dev/null # /vm/smartio.sh is tests/vm/guest/smartio.sh in the guest
+. /vm/smartio.sh
 dmesg >"$out/dmesg.txt"
 
 # The captured files, to the host over ttyS1 (raw: no \r inserted).
