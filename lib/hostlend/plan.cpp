@@ -223,7 +223,8 @@ nlohmann::json to_json(const Plan& plan, const std::string& sysfs_root) {
 
 void RealSysfs::write(const std::string& path, const std::string& value) {
     const std::string full = (fs::path(m_root) / path).string();
-    int fd = ::open(full.c_str(), O_WRONLY | O_CLOEXEC);
+    // As the shell's `echo V > FILE` does (sysfs ignores the truncation).
+    int fd = ::open(full.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
         throw os_error("open " + full, errno);
     ssize_t n = ::write(fd, value.data(), value.size());
