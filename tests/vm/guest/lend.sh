@@ -21,10 +21,15 @@ lend_log=/tmp/out/lend.log
 mkdir -p "$DIS_FABRIC"
 chmod 700 "$DIS_FABRIC"
 
-# dt ARGS...: dis-tool with the state dir, output to the log; returns its exit code.
+# dt ARGS...: dis-tool (lend, unlend, vfs with the state dir), output to the log; returns its
+# exit code.
 dt() {
     echo "+ dis-tool $*" >>"$lend_log"
-    dis-tool "$@" --state-dir "$state" >/tmp/dt.out 2>/tmp/dt.err
+    if [ "$2" = check ]; then
+        dis-tool "$@" >/tmp/dt.out 2>/tmp/dt.err
+    else
+        dis-tool "$@" --state-dir "$state" >/tmp/dt.out 2>/tmp/dt.err
+    fi
     local rc=$?
     cat /tmp/dt.out /tmp/dt.err >>"$lend_log"
     echo "= exit $rc" >>"$lend_log"
@@ -67,7 +72,7 @@ ns_dev() {
 # disd with the tools; a node of its own.
 if ! command -v disd >/dev/null; then
     bad "disd in the initramfs" "not found"
-    return 0 2>/dev/null || exit 0
+    return 0
 fi
 disd --node-id 4 --fabric "$DIS_FABRIC" >/tmp/out/disd.log 2>&1 &
 disd_pid=$!
@@ -122,7 +127,10 @@ else
     bad "NVMe namespace block device" "no /dev/nvme*n1"
 fi
 if [ -n "$nic" ]; then
-    ifc="$(ls "/sys/bus/pci/devices/$nic/net" 2>/dev/null | head -n1)"
+    ifc=""
+    for n in "/sys/bus/pci/devices/$nic"/net/*; do
+        [ -e "$n" ] && ifc="$(basename "$n")" && break
+    done
     if [ -n "$ifc" ] && ip link set "$ifc" up 2>/dev/null; then
         expect_rc 2 "lend of $nic refused while $ifc is up" device lend "$nic" --yes --force
         check "the refusal names $ifc" grep -q "network interface $ifc is up" /tmp/dt.err
