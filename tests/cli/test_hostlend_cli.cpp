@@ -208,7 +208,7 @@ TEST_CASE("device lend: a write that fails half-way is rolled back, each step is
     CHECK(reasons[3].find("lend rollback 1: clear driver_override") != std::string::npos);
 }
 
-TEST_CASE("device unlend: no record is refused; a borrowed device is refused unless --force, "
+TEST_CASE("device unlend: no record is refused, a borrowed device is refused unless --force, "
           "which reclaims it and takes it out of the pool",
           "[cli][hostlend]") {
     HostTree h;

@@ -92,7 +92,7 @@ TEST_CASE("hostlend in-use: an NVMe multipath head (nvme-subsystem) counts for i
 }
 
 TEST_CASE("hostlend in-use: an interface that is up, on a member of the IOMMU group, blocks the "
-          "NVMe; one that is down does not") {
+          "NVMe, one that is down does not") {
     HostTree h;
     h.add_interface("0000:01:00.1", "eth0", false);
     CHECK_FALSE(in_use(h, "0000:01:00.0").in_use());
