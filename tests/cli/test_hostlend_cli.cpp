@@ -191,8 +191,8 @@ TEST_CASE("device lend: a write that fails half-way is rolled back, each step is
     auto hist = fabric.tool({"device", "history", "0x8ffff", "-o", "json"});
     INFO(hist.out << hist.err);
     REQUIRE(hist.exit_code == 0);
-    auto rows = json::parse(hist.out);
-    const json& list = rows.is_array() ? rows : rows["rows"];
+    auto doc = json::parse(hist.out);
+    const json& list = doc["rows"];
     std::vector<std::string> reasons;
     for (const auto& row : list) {
         CHECK(row["event"] == "note");
@@ -279,4 +279,26 @@ TEST_CASE("device vfs: --dry-run shows 0 first when the count changes, over the 
     auto nosriov = host_tool(h, {"device", "vfs", "02:00.0", "--count", "1", "-o", "json"});
     CHECK(nosriov.exit_code == 2);
     CHECK(json::parse(nosriov.out)["error"]["kind"] == "invalid_input");
+}
+
+TEST_CASE("device lend on a terminal asks first, and no changes nothing", "[cli][hostlend]") {
+    HostTree h;
+    LendingFabric fabric({"memory name=m reset_ms=1"});
+    const std::string before = tree_state(h);
+    auto no = run_on_tty({"device", "lend", "03:00.0", "--node", "8", "--fabric", fabric.dir(),
+                          "--sysfs-root", h.sys_root(), "--proc-root", h.proc_root(), "--state-dir",
+                          h.state.string()},
+                         "n");
+    INFO("terminal: " << no.output);
+    CHECK(no.output.find("lend 0000:03:00.0 (driver nvme, no driver_override): bind it to "
+                         "vfio-pci and add it to the pool as "
+                         "'vfio:0000:03:00.0,name=nvme-0000-03-00.0': proceed? [y/N]") !=
+          std::string::npos);
+    CHECK(no.exit_code == 2);
+    CHECK(no.output.find("dis-tool: error: not confirmed") != std::string::npos);
+    CHECK(tree_state(h) == before);
+    CHECK_FALSE(std::filesystem::exists(h.state));
+    auto hist = fabric.tool({"device", "history", "0x8ffff", "-o", "json"});
+    REQUIRE(hist.exit_code == 0);
+    CHECK(json::parse(hist.out)["rows"].empty());
 }
