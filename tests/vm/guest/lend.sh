@@ -2,7 +2,7 @@
 # shellcheck shell=dash disable=SC3043 # busybox ash has local
 # Guest checks of `dis-tool device lend | unlend | vfs` on the real kernel (issue 10 items 3
 # and 5), sourced by checks.sh after its snapshots: it uses ok/bad/check/wait_driver and
-# $nvme, $edu, $nic from there. A disd node (node 4, fabric /tmp/fabric) holds the pool.
+# $nvme, $edu, $nic from there. A disd node (node 4, fabric /tmp/lend-fabric) holds the pool.
 #  - vfs: 2 VFs and back to 0 (the PF is lent without VFs);
 #  - in use is refused: swap on the NVMe namespace, the e1000e's interface up;
 #  - --dry-run changes nothing;
@@ -14,7 +14,7 @@
 #    borrow/return and reset in each when the pool took it, ending with nvme bound and the
 #    namespace readable.
 cycles="${DIS_VM_LEND_CYCLES:-50}"
-export DIS_FABRIC=/tmp/fabric
+export DIS_FABRIC=/tmp/lend-fabric # a fabric of its own (other guest scripts may run one)
 state=/tmp/hostlend
 lend_log=/tmp/out/lend.log
 : >"$lend_log"
@@ -83,11 +83,17 @@ while [ $i -lt 100 ] && ! dis-tool fabric status --fabric "$DIS_FABRIC" >/dev/nu
 done
 check "disd node 4 answers" dis-tool probe 4 --fabric "$DIS_FABRIC"
 
-# checks.sh left edu on vfio-pci and the NVMe with 2 VFs: give both back.
-if [ -n "$edu" ] && [ "$(driver_of "$edu")" = vfio-pci ]; then
-    echo >"/sys/bus/pci/devices/$edu/driver_override"
-    echo "$edu" >"/sys/bus/pci/devices/$edu/driver/unbind"
-fi
+# checks.sh (and the SmartIO checks) may leave devices on vfio-pci and the NVMe with VFs:
+# back to the boot state (nvme on its driver, edu without one), by plain sysfs writes.
+for b in $nvme $edu; do
+    [ -e "/sys/bus/pci/devices/$b/driver_override" ] || continue
+    echo >"/sys/bus/pci/devices/$b/driver_override"
+    if [ "$(driver_of "$b")" = vfio-pci ]; then
+        echo "$b" >"/sys/bus/pci/devices/$b/driver/unbind"
+        [ "$b" = "$nvme" ] && echo "$b" >/sys/bus/pci/drivers/nvme/bind
+    fi
+done
+[ -n "$nvme" ] && check "nvme bound before the lend checks" wait_driver "$nvme" nvme
 
 # ---- vfs
 if [ -n "$nvme" ]; then
