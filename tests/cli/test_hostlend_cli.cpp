@@ -6,6 +6,7 @@
 #include "lending_cli_support.hpp"
 
 #include "dis/hostlend.hpp"
+#include "dis/lending_client.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -301,4 +302,21 @@ TEST_CASE("device lend on a terminal asks first, and no changes nothing", "[cli]
     auto hist = fabric.tool({"device", "history", "0x8ffff", "-o", "json"});
     REQUIRE(hist.exit_code == 0);
     CHECK(json::parse(hist.out)["rows"].empty());
+}
+
+TEST_CASE("an epf-test device added while the node runs (dev_add) passes the pcitest suite, the "
+          "device engine serves it",
+          "[cli][hostlend][pcitest]") {
+    LendingFabric fabric({"memory name=m reset_ms=1"});
+    dis::lending::LenderClient admin(fabric.dir(), 8);
+    auto added = admin.add_device("epf-test name=late reset_ms=5");
+    REQUIRE(added.size() == 1);
+    CHECK(dis::lending::to_string(added[0].status.info.fdid) == "0x80001");
+    auto r = fabric.tool({"device", "test", "0x80001", "-o", "json"});
+    INFO("stderr: " << r.err << "\nstdout: " << r.out);
+    CHECK(r.exit_code == 0);
+    auto doc = json::parse(r.out);
+    CHECK(doc["failed"] == 0);
+    CHECK(doc["passed"] == doc["tests"].size());
+    CHECK(doc["passed"] > 0);
 }
