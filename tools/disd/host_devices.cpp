@@ -119,6 +119,9 @@ void Daemon::op_dev_add(Request& r) {
 // so that the host can unbind vfio-pci.
 void Daemon::retire_devices(const std::vector<lending::Fdid>& fdids) {
     std::vector<std::unique_ptr<endpoint::Device>> gone;
+    // The engine touches a device only while it is polled (not any more: it left the pool);
+    // its last pass over the device ended before it released this lock.
+    { std::lock_guard engine(m_dev_engine_mu); }
     {
         std::unique_lock lock(m_devices_mu);
         for (auto f : fdids) {
