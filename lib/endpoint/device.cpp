@@ -56,6 +56,10 @@ Device::Device(DeviceSpec spec)
     : m_spec(std::move(spec)), m_random_state(std::random_device{}()),
       m_fail_reset(m_spec.fail_reset), m_hang_reset(m_spec.hang_reset),
       m_unresponsive(m_spec.unresponsive) {
+    if (m_spec.kind == Kind::vfio) {
+        throw Error(ErrorKind::invalid_input,
+                    "device " + m_spec.name + ": a vfio device is opened with vfio::Device");
+    }
     if (m_spec.bars.empty() || m_spec.bars.size() > 6) {
         throw Error(ErrorKind::invalid_input, "device " + m_spec.name + ": 1 to 6 BARs");
     }

@@ -3,6 +3,7 @@
 #include "dis/endpoint.hpp"
 
 #include "dis/error.hpp"
+#include "dis/vfio.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -137,6 +138,8 @@ const char* to_string(Kind kind) noexcept {
         return "epf-test";
     case Kind::memory:
         return "memory";
+    case Kind::vfio:
+        return "vfio";
     }
     return "?";
 }
@@ -147,6 +150,9 @@ std::optional<Kind> kind_from_string(std::string_view text) noexcept {
     }
     if (text == "memory") {
         return Kind::memory;
+    }
+    if (text == "vfio") {
+        return Kind::vfio;
     }
     return std::nullopt;
 }
@@ -172,6 +178,10 @@ DeviceSpec default_spec(Kind kind) {
         spec.device_id = 0xb500; // DRA74x: pci_endpoint_test binds it with register BAR 0
         spec.class_code = 0xff0000;
         spec.bars = {512, 512, 1024, 16 << 10, 128 << 10, 1 << 20};
+    } else if (kind == Kind::vfio) {
+        spec.msi_vectors = 0; // all read from the device when it is opened
+        spec.msix_vectors = 0;
+        spec.reset_time = std::chrono::milliseconds(0);
     } else {
         spec.vendor_id = 0x1af4; // Red Hat (virtio range): QEMU's ivshmem, plain shared memory
         spec.device_id = 0x1110;
@@ -183,7 +193,74 @@ DeviceSpec default_spec(Kind kind) {
     return spec;
 }
 
+namespace {
+
+// "vfio:BDF[,name=NAME]": a real function; the rest is read from it.
+DeviceSpec parse_vfio_spec(std::string_view text) {
+    std::string_view rest = text.substr(5);
+    while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) {
+        rest.remove_suffix(1);
+    }
+    std::vector<std::string_view> items;
+    std::size_t start = 0;
+    while (true) {
+        std::size_t comma = rest.find(',', start);
+        items.push_back(rest.substr(start, comma == std::string_view::npos ? std::string_view::npos
+                                                                           : comma - start));
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    DeviceSpec spec = default_spec(Kind::vfio);
+    auto bdf = vfio::normalize_bdf(items[0]);
+    if (!bdf) {
+        refuse("vfio:" + std::string(items[0]) +
+               ": not a PCI address (expected vfio:DOMAIN:BUS:DEV.FN, e.g. vfio:0000:04:00.0)");
+    }
+    spec.bdf = *bdf;
+    spec.name = *bdf;
+    std::replace(spec.name.begin(), spec.name.end(), ':', '-');
+    bool named = false;
+    for (std::size_t i = 1; i < items.size(); ++i) {
+        std::string_view item = items[i];
+        std::size_t eq = item.find('=');
+        std::string_view key = item.substr(0, eq);
+        std::string_view value =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        if (key != "name" || eq == std::string_view::npos) {
+            refuse("vfio: '" + std::string(item) +
+                   "': the only option is name=NAME (ids, class and BARs come from the device)");
+        }
+        if (named) {
+            refuse("name: given twice");
+        }
+        named = true;
+        bool plain = !value.empty() && value.size() <= 64 &&
+                     std::all_of(value.begin(), value.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                                c == '_' || c == '-';
+                     });
+        if (!plain) {
+            refuse("name=" + std::string(value) + ": at most 64 letters, digits, '.', '_' or '-'");
+        }
+        spec.name = std::string(value);
+    }
+    return spec;
+}
+
+} // namespace
+
 DeviceSpec parse_device_spec(std::string_view text) {
+    {
+        std::size_t lead = 0;
+        while (lead < text.size() && (text[lead] == ' ' || text[lead] == '\t')) {
+            ++lead;
+        }
+        if (text.substr(lead, 5) == "vfio:") {
+            return parse_vfio_spec(text.substr(lead));
+        }
+    }
     std::vector<std::string_view> words;
     std::size_t i = 0;
     while (i < text.size()) {
@@ -199,11 +276,16 @@ DeviceSpec parse_device_spec(std::string_view text) {
         }
     }
     if (words.empty()) {
-        refuse("empty: expected KIND (epf-test or memory) and key=value options");
+        refuse("empty: expected KIND (epf-test or memory) and key=value options, or "
+               "vfio:BDF[,name=NAME]");
     }
     auto kind = kind_from_string(words[0]);
     if (!kind) {
-        refuse("unknown kind '" + std::string(words[0]) + "' (epf-test or memory)");
+        refuse("unknown kind '" + std::string(words[0]) +
+               "' (epf-test, memory, or vfio:BDF[,name=NAME])");
+    }
+    if (*kind == Kind::vfio) {
+        refuse("a vfio device is written vfio:BDF[,name=NAME], e.g. vfio:0000:04:00.0,name=edu");
     }
     DeviceSpec spec = default_spec(*kind);
     std::set<std::string_view> seen;
@@ -270,6 +352,9 @@ DeviceSpec parse_device_spec(std::string_view text) {
 }
 
 std::string format_device_spec(const DeviceSpec& spec) {
+    if (spec.kind == Kind::vfio) {
+        return "vfio:" + spec.bdf + ",name=" + spec.name;
+    }
     std::ostringstream os;
     os << to_string(spec.kind) << " name=" << spec.name << " vendor=" << hex(spec.vendor_id)
        << " device=" << hex(spec.device_id) << " class=" << hex(spec.class_code) << " bars=";

@@ -231,15 +231,20 @@ FabricConfig parse_fabric_config(const std::string& text, const std::string& ori
         } else if (kw == "device") {
             // The spec itself is parsed by disd (dis::endpoint::parse_device_spec); here only
             // its node and kind, so that a typo names its line.
-            if (line.positional.size() < 3) {
+            // A real function is one word, "vfio:BDF[,name=NAME]" (its '=' would make it a
+            // key=value word here).
+            bool vfio = line.positional.size() >= 2 && device_spec_text(raw).rfind("vfio:", 0) == 0;
+            if (line.positional.size() < (vfio ? 2u : 3u)) {
                 throw Error(ErrorKind::invalid_input,
-                            where + ": expected 'device NODE KIND key=value...'");
+                            where + ": expected 'device NODE KIND key=value...' or 'device NODE "
+                                    "vfio:BDF[,name=NAME]'");
             }
             std::uint32_t node = parse_node_id(line.positional[1], where);
-            const std::string& kind = line.positional[2];
-            if (kind != "epf-test" && kind != "memory") {
+            std::string kind = vfio ? std::string() : line.positional[2];
+            if (!vfio && kind != "epf-test" && kind != "memory") {
                 throw Error(ErrorKind::invalid_input,
-                            where + ": unknown device kind '" + kind + "' (epf-test or memory)");
+                            where + ": unknown device kind '" + kind +
+                                "' (epf-test, memory, or vfio:BDF[,name=NAME])");
             }
             cfg.devices[node].push_back(device_spec_text(raw));
         } else {

@@ -118,6 +118,9 @@ template <Magic M, class Callback> struct Segment {
     unsigned int id = 0;
     size_t size = 0;
     wire::Fd memfd;
+    // Where the segment starts in memfd: 0, except a vfio device's BAR (the device fd, the
+    // BAR's VFIO region offset).
+    std::uint64_t map_offset = 0;
     std::atomic<int> maps{0};
     std::uint32_t dma_region = 0;
     std::mutex cb_mutex;

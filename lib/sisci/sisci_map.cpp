@@ -11,10 +11,10 @@
 
 namespace {
 
-volatile void* map_segment(int fd, size_t seg_size, std::shared_ptr<Conn> conn, unsigned int id,
-                           sci_local_segment_t local, sci_remote_segment_t remote, sci_map_t* map,
-                           size_t offset, size_t size, void* addr, unsigned int flags,
-                           sci_error_t* error) {
+volatile void* map_segment(int fd, std::uint64_t fd_offset, size_t seg_size,
+                           std::shared_ptr<Conn> conn, unsigned int id, sci_local_segment_t local,
+                           sci_remote_segment_t remote, sci_map_t* map, size_t offset, size_t size,
+                           void* addr, unsigned int flags, sci_error_t* error) {
     Check c(error);
     if (!c.param(map != nullptr)
              // SCI_FLAG_IO_MAP_IOSPACE (remote maps): the vendor maps device memory uncached;
@@ -41,7 +41,7 @@ volatile void* map_segment(int fd, size_t seg_size, std::shared_ptr<Conn> conn, 
         hint = static_cast<char*>(addr) - delta;
         mflags |= MAP_FIXED;
     }
-    void* p = ::mmap(hint, delta + size, prot, mflags, fd, static_cast<off_t>(aligned));
+    void* p = ::mmap(hint, delta + size, prot, mflags, fd, static_cast<off_t>(fd_offset + aligned));
     if (p == MAP_FAILED) {
         set(error, SCI_ERR_NOSPC);
         return nullptr;
@@ -76,8 +76,8 @@ SCI_API volatile void* SCIMapLocalSegment(sci_local_segment_t segment, sci_map_t
     if (!Check(error).handle(segment, Magic::local_segment)) {
         return nullptr;
     }
-    return map_segment(segment->memfd.get(), segment->size, segment->conn, segment->id, segment,
-                       nullptr, map, offset, size, addr, flags, error);
+    return map_segment(segment->memfd.get(), segment->map_offset, segment->size, segment->conn,
+                       segment->id, segment, nullptr, map, offset, size, addr, flags, error);
 }
 
 SCI_API volatile void* SCIMapRemoteSegment(sci_remote_segment_t segment, sci_map_t* map,
@@ -89,8 +89,8 @@ SCI_API volatile void* SCIMapRemoteSegment(sci_remote_segment_t segment, sci_map
              .that(!segment->disconnected.load(), SCI_ERR_NOT_CONNECTED)) {
         return nullptr;
     }
-    return map_segment(segment->memfd.get(), segment->size, segment->conn, segment->id, nullptr,
-                       segment, map, offset, size, addr, flags, error);
+    return map_segment(segment->memfd.get(), segment->map_offset, segment->size, segment->conn,
+                       segment->id, nullptr, segment, map, offset, size, addr, flags, error);
 }
 
 SCI_API void SCIUnmapSegment(sci_map_t map, unsigned int flags, sci_error_t* error) {

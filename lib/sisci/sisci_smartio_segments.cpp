@@ -39,6 +39,7 @@ void connect_device_segment(sci_desc_t sd, sci_smartio_device_t device,
     s->id = segmentId;
     s->size = r.body.value("size", std::uint64_t{0});
     s->memfd = take_fd(r, 0);
+    s->map_offset = r.body.value("map_offset", std::uint64_t{0}); // a vfio BAR's region offset
     s->dev = st;
     s->dev_segment = r.body.value("segment", std::uint64_t{0});
     if ((flags & SCI_FLAG_USE_CALLBACK) != 0) {

@@ -26,13 +26,17 @@ die() {
 }
 
 # The modules the guest loads; their dependencies come from the kernel tree's modules.dep.
-guest_modules=(nvme e1000e vfio-pci)
+# vfio_iommu_type1 is no dependency of vfio-pci (VFIO asks for it at VFIO_SET_IOMMU time).
+guest_modules=(nvme e1000e vfio-pci vfio_iommu_type1)
 
 dis_tool="$build/tools/dis-tool"
 [ -x "$dis_tool" ] || die "$dis_tool is missing (build the dis-tool target first)"
-# disd: the guest's lend checks (guest/lend.sh) run a node.
+# SmartIO over VFIO (guest/smartio.sh): the lender daemon and the borrower program; disd also
+# holds the pool of the lend checks (guest/lend.sh).
 disd="$build/tools/disd/disd"
 [ -x "$disd" ] || die "$disd is missing (build the disd target first)"
+smartio="$build/tests/dis-vm-smartio"
+[ -x "$smartio" ] || die "$smartio is missing (build the dis-vm-smartio target first)"
 busybox="$(command -v busybox || true)"
 [ -n "$busybox" ] || die "busybox is missing (scripts/vm-install-deps.sh installs busybox-static)"
 file -L "$busybox" | grep -q 'statically linked' ||
@@ -64,13 +68,14 @@ copy_elf() { # SRC DEST
 }
 copy_elf "$dis_tool" "$root/usr/bin/dis-tool"
 copy_elf "$disd" "$root/usr/bin/disd"
+copy_elf "$smartio" "$root/usr/bin/dis-vm-smartio"
 copy_elf "$lspci" "$root/usr/bin/lspci"
 [ -n "$setpci" ] && copy_elf "$setpci" "$root/usr/bin/setpci"
 cp /usr/share/misc/pci.ids "$root/usr/share/misc/pci.ids"
 
 # Every library ldd resolves for the programs, by the name the program asks for.
 declare -A seen=()
-for prog in "$dis_tool" "$disd" "$lspci" ${setpci:+"$setpci"}; do
+for prog in "$dis_tool" "$disd" "$smartio" "$lspci" ${setpci:+"$setpci"}; do
     while read -r name path; do
         [ -n "$path" ] || continue
         [ -n "${seen[$name]:-}" ] && continue

@@ -282,6 +282,10 @@ private:
     void drop_device_memory(lending::Fdid fdid, std::int64_t lease_id);
     // The device engine (device_engine.cpp).
     void device_engine_main();
+    void vfio_irq_main();
+    // Main loop: starts the interrupt thread, or has it take the current vfio devices and
+    // waits until it has (a removed device's eventfds must be out of its set before closing).
+    void vfio_irq_resync();
     void wake_device_engine();
 
     // DMA engine (engine.cpp).
@@ -349,6 +353,13 @@ private:
     std::condition_variable m_dev_engine_cv;
     bool m_dev_engine_stop = false;
     std::thread m_dev_engine;
+    std::thread m_vfio_irq;  // waits on the vfio devices' interrupt eventfds (device_vfio.cpp)
+    wire::Fd m_vfio_irq_ctl; // eventfd: the thread returns (m_vfio_irq_quit) or resyncs
+    std::atomic<bool> m_vfio_irq_quit{false};
+    std::mutex m_vfio_irq_mu; // the resync handshake: want (main loop) and seen (the thread)
+    std::condition_variable m_vfio_irq_cv;
+    std::uint64_t m_vfio_irq_want = 0;
+    std::uint64_t m_vfio_irq_seen = 0;
     std::atomic<std::uint64_t> m_borrows{0};
     std::atomic<std::uint64_t> m_returns{0};
     std::atomic<std::uint64_t> m_resets{0};

@@ -34,12 +34,25 @@ void Daemon::op_dev_connect(Request& r) {
     int fd = -1;
     if (memtype == "bar") {
         seg.number = wire::get_u32(r.body, "id");
-        seg.size = d->dev->bar_size(static_cast<int>(std::min<std::uint32_t>(seg.number, 64)));
+        seg.size = d->bar_size(static_cast<int>(std::min<std::uint32_t>(seg.number, 64)));
         if (seg.size == 0) {
             refuse(SCI_ERR_ILLEGAL_PARAMETER, "fdid " + lending::to_string(link.fdid) +
                                                   " has no BAR " + std::to_string(seg.number));
         }
-        fd = d->dev->bar_fd(static_cast<int>(seg.number));
+        if (d->vfio) {
+            // The borrower maps the region through the VFIO device fd at the region's offset.
+            const vfio::Region* bar = d->vfio->bar(static_cast<int>(seg.number));
+            if (!bar->mappable) {
+                refuse(SCI_ERR_NOT_SUPPORTED,
+                       "BAR " + std::to_string(seg.number) + " of " + d->vfio->identity().bdf +
+                           " cannot be mapped (VFIO offers no mmap of it: I/O ports, or "
+                           "smaller than a page)");
+            }
+            fd = d->vfio->device_fd();
+            r.reply["map_offset"] = bar->offset;
+        } else {
+            fd = d->dev->bar_fd(static_cast<int>(seg.number));
+        }
     } else if (memtype == "private" || memtype == "shared") {
         // With a size: SCICreateDeviceSegment (create, then connect); without: connect to
         // the one created before (private: this lease's; shared: any lease's of the device).
@@ -117,7 +130,17 @@ void Daemon::op_dev_map(Request& r) {
     }
     // The daemon's mapping of the borrower's memory counts against the borrower.
     charge(c, Obj::region, size);
-    std::uint64_t io_addr = d->dev->io().map(std::move(mapping));
+    std::uint64_t io_addr = 0;
+    if (d->vfio) {
+        try {
+            io_addr = d->vfio->map_dma(std::move(mapping)); // VFIO_IOMMU_MAP_DMA at a new IOVA
+        } catch (const Error& e) {
+            release(c.id, Obj::region, size);
+            refuse(e.kind() == ErrorKind::busy ? SCI_ERR_NOSPC : SCI_ERR_SYSTEM, e.what());
+        }
+    } else {
+        io_addr = d->dev->io().map(std::move(mapping));
+    }
     {
         std::lock_guard lock(d->mu);
         d->io_leases[io_addr] = link.lease_id;
@@ -140,7 +163,7 @@ void Daemon::op_dev_unmap(Request& r) {
             std::lock_guard lock(d->mu);
             d->io_leases.erase(io_addr);
         }
-        d->dev->io().unmap(io_addr);
+        d->unmap_io(io_addr);
     }
     release(r.client.id, Obj::region, it->second.bytes);
     m_dev_maps.erase(it);
@@ -182,7 +205,7 @@ void Daemon::drop_device_access(std::int64_t lease_id, int client_id) {
                     std::lock_guard lock(d->mu);
                     d->io_leases.erase(it->first.second);
                 }
-                d->dev->io().unmap(it->first.second);
+                d->unmap_io(it->first.second);
             }
             release(it->second.client, Obj::region, it->second.bytes);
             it = m_dev_maps.erase(it);

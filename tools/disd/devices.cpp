@@ -6,9 +6,11 @@
 #include "dis/error.hpp"
 #include "dis/lending_model.hpp"
 
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 namespace dis::disd {
@@ -63,8 +65,24 @@ void Daemon::start_lending() {
             d->fdid = lending::make_fdid(m_opts.node_id, index++);
             d->physfn = fn.vf_index >= 0 ? pf : std::nullopt;
             d->kind = endpoint::to_string(fn.kind);
-            d->info = {d->fdid, fn.vendor_id, fn.device_id, fn.class_code, fn.name};
-            d->dev = std::make_unique<endpoint::Device>(fn);
+            if (fn.kind == endpoint::Kind::vfio) {
+                // A real function: ids, class and BARs as the device and sysfs have them.
+                try {
+                    d->vfio = vfio::Device::open(fn.bdf);
+                } catch (const Error& e) {
+                    throw Error(e.kind(), "device '" + text + "': " + e.what());
+                }
+                const auto& id = d->vfio->identity();
+                d->info = {d->fdid, id.vendor_id, id.device_id, id.class_code, fn.name};
+                log("device " + lending::to_string(d->fdid) + " " + fn.name + ": vfio " + id.bdf +
+                    ", " + std::to_string(d->vfio->bar_count()) + " BAR(s), " +
+                    std::to_string(d->vfio->irqs().count) + " " +
+                    endpoint::to_string(d->vfio->irqs().type) + " vector(s)" +
+                    (d->vfio->reset_supported() ? "" : ", no reset"));
+            } else {
+                d->info = {d->fdid, fn.vendor_id, fn.device_id, fn.class_code, fn.name};
+                d->dev = std::make_unique<endpoint::Device>(fn);
+            }
             if (fn.vf_index < 0) {
                 pf = d->fdid;
             }
@@ -153,6 +171,7 @@ void Daemon::start_lending() {
     its.it_interval.tv_nsec = k_tick_ns;
     ::timerfd_settime(m_tick_timer.get(), 0, &its, nullptr);
     m_dev_engine = std::thread([this] { device_engine_main(); });
+    vfio_irq_resync(); // the interrupt thread, when there are vfio devices (device_vfio.cpp)
 }
 
 void Daemon::stop_lending() {
@@ -166,6 +185,12 @@ void Daemon::stop_lending() {
     if (m_dev_engine.joinable()) {
         m_dev_engine.join();
     }
+    if (m_vfio_irq.joinable()) {
+        m_vfio_irq_quit = true;
+        std::uint64_t one = 1;
+        (void)!::write(m_vfio_irq_ctl.get(), &one, sizeof one);
+        m_vfio_irq.join();
+    }
     // Not reset: jobs still running post through it.
     if (m_worker) {
         m_worker->shutdown();
@@ -176,7 +201,8 @@ LentDevice* Daemon::lent_device(lending::Fdid fdid) const {
     std::shared_lock lock(m_devices_mu);
     auto it = m_devices.find(fdid.value);
     // A retired entry (dev_remove) is no device any more.
-    return it == m_devices.end() || !it->second->dev ? nullptr : it->second.get();
+    return it == m_devices.end() || (!it->second->dev && !it->second->vfio) ? nullptr
+                                                                            : it->second.get();
 }
 
 // Worker thread. The lease's memory leaves the device's reach here; its connections hear of
@@ -195,11 +221,15 @@ void Daemon::quiesce_hook(const lending::DeviceInfo& info, const lending::Lease&
                 }
             }
             if (d->io_leases.empty()) {
-                d->dev->quiesce(); // nothing else is mapped: a command in flight finishes
+                if (d->vfio) {
+                    d->vfio->unmap_all(); // the IOMMU translates nothing for the device now
+                } else {
+                    d->dev->quiesce(); // nothing else is mapped: a command in flight finishes
+                }
             }
         }
         for (auto a : addrs) {
-            d->dev->io().unmap(a);
+            d->unmap_io(a);
         }
     }
     const LostContext& ctx = lost_context();
@@ -224,7 +254,16 @@ lending::ResetOutcome Daemon::reset_hook(const lending::DeviceInfo& info,
         std::lock_guard lock(d->mu);
         d->io_leases.clear();
     }
-    auto result = d->dev->reset(timeout);
+    endpoint::ResetResult result;
+    if (d->vfio) {
+        std::string why;
+        result = d->vfio->reset(&why); // DMA unmapped first, then VFIO_DEVICE_RESET
+        if (result != endpoint::ResetResult::ok) {
+            log("device " + lending::to_string(info.fdid) + ": reset failed: " + why);
+        }
+    } else {
+        result = d->dev->reset(timeout);
+    }
     d->resetting = false;
     if (result == endpoint::ResetResult::ok) {
         d->faulted = false;
@@ -241,8 +280,8 @@ lending::DeviceView Daemon::device_view(const lending::DeviceStatus& status) con
     v.node_id = m_opts.node_id;
     if (LentDevice* d = lent_device(status.info.fdid)) {
         v.kind = d->kind;
-        for (int b = 0; b < d->dev->bar_count(); ++b) {
-            v.bars.push_back(d->dev->bar_size(b));
+        for (int b = 0; b < d->bar_count(); ++b) {
+            v.bars.push_back(d->bar_size(b));
         }
         v.physfn = d->physfn;
     }

@@ -43,9 +43,16 @@ void Daemon::op_dev_add(Request& r) {
     // Open the device (a vfio device opens its group here) before anything is recorded.
     std::vector<endpoint::DeviceSpec> fns = endpoint::expand_functions(spec);
     std::vector<std::unique_ptr<endpoint::Device>> devs;
+    std::vector<std::unique_ptr<vfio::Device>> vfios;
     try {
         for (const auto& fn : fns) {
-            devs.push_back(std::make_unique<endpoint::Device>(fn));
+            if (fn.kind == endpoint::Kind::vfio) {
+                vfios.push_back(vfio::Device::open(fn.bdf));
+                devs.emplace_back();
+            } else {
+                devs.push_back(std::make_unique<endpoint::Device>(fn));
+                vfios.emplace_back();
+            }
         }
     } catch (const std::exception& e) {
         refuse(SCI_ERR_ILLEGAL_PARAMETER, "device '" + text + "': " + e.what());
@@ -60,7 +67,7 @@ void Daemon::op_dev_add(Request& r) {
     for (std::uint32_t index = 0; index < k_host_index && fdids.size() < fns.size(); ++index) {
         lending::Fdid f = lending::make_fdid(m_opts.node_id, index);
         auto d = m_devices.find(f.value);
-        bool slot_free = d == m_devices.end() || !d->second->dev;
+        bool slot_free = d == m_devices.end() || (!d->second->dev && !d->second->vfio);
         auto p = in_pool.find(f.value);
         bool pool_free = p == in_pool.end() || p->second == lending::State::removed;
         if (slot_free && pool_free) {
@@ -85,8 +92,16 @@ void Daemon::op_dev_add(Request& r) {
             d.fdid = fdids[i];
             d.physfn = fns[i].vf_index >= 0 ? pf : std::nullopt;
             d.kind = endpoint::to_string(fns[i].kind);
-            d.info = {d.fdid, fns[i].vendor_id, fns[i].device_id, fns[i].class_code, fns[i].name};
+            if (vfios[i]) {
+                // A real function: ids and class as the device has them.
+                const auto& id = vfios[i]->identity();
+                d.info = {d.fdid, id.vendor_id, id.device_id, id.class_code, fns[i].name};
+            } else {
+                d.info = {d.fdid, fns[i].vendor_id, fns[i].device_id, fns[i].class_code,
+                          fns[i].name};
+            }
             d.dev = std::move(devs[i]);
+            d.vfio = std::move(vfios[i]);
             d.io_leases.clear();
             d.polled = false;
             d.faulted = false;
@@ -109,16 +124,18 @@ void Daemon::op_dev_add(Request& r) {
     }
     ++m_devices_generation;
     wake_device_engine();
+    vfio_irq_resync();
     log("dev_add " + text + ": " + lending::to_string(fdids.front()) + " by " + actor);
     r.reply["fdid"] = lending::to_string(fdids.front());
     r.reply["devices"] = std::move(added);
     check_waits(); // someone may be waiting for it
 }
 
-// Main loop. The devices' endpoints (for vfio: the device and group descriptors) close here,
-// so that the host can unbind vfio-pci.
+// Main loop. The devices' endpoints (for vfio: the device, group and container descriptors)
+// close here, so that the host can unbind vfio-pci.
 void Daemon::retire_devices(const std::vector<lending::Fdid>& fdids) {
     std::vector<std::unique_ptr<endpoint::Device>> gone;
+    std::vector<std::unique_ptr<vfio::Device>> gone_vfio;
     // The engine touches a device only while it is polled (not any more: it left the pool);
     // its last pass over the device ended before it released this lock.
     { std::lock_guard engine(m_dev_engine_mu); }
@@ -126,7 +143,7 @@ void Daemon::retire_devices(const std::vector<lending::Fdid>& fdids) {
         std::unique_lock lock(m_devices_mu);
         for (auto f : fdids) {
             auto it = m_devices.find(f.value);
-            if (it == m_devices.end() || !it->second->dev) {
+            if (it == m_devices.end() || (!it->second->dev && !it->second->vfio)) {
                 continue;
             }
             LentDevice& d = *it->second;
@@ -134,11 +151,14 @@ void Daemon::retire_devices(const std::vector<lending::Fdid>& fdids) {
             d.polled = false;
             d.io_leases.clear();
             gone.push_back(std::move(d.dev));
+            gone_vfio.push_back(std::move(d.vfio));
         }
     }
     ++m_devices_generation;
     wake_device_engine();
+    vfio_irq_resync(); // its interrupt eventfds leave the thread's set before they close
     gone.clear();
+    gone_vfio.clear();
 }
 
 void Daemon::op_dev_remove(Request& r) {

@@ -539,9 +539,10 @@ void Daemon::update_polled(lending::Fdid fdid) {
     bool held = std::any_of(m_lease_links.begin(), m_lease_links.end(),
                             [&](const auto& kv) { return kv.second.fdid == fdid; });
     bool poll = held && d->kind == "epf-test" && !d->faulted;
-    // The engine's own way to the lease's connections (dev_irq).
+    // The engine's own way to the lease's connections (dev_irq); a vfio device's interrupts
+    // come on eventfds (device_vfio.cpp) and go the same way.
     std::vector<LentDevice::IrqTarget> targets;
-    if (poll) {
+    if (poll || (held && d->vfio && !d->faulted)) {
         for (const auto& [id, link] : m_lease_links) {
             if (link.fdid != fdid) {
                 continue;
@@ -647,7 +648,7 @@ void Daemon::device_fault(lending::Fdid fdid, const std::string& reason) {
                 d->io_leases.clear();
             }
             if (d != nullptr) {
-                d->dev->io().clear();
+                d->clear_io();
             }
             m_worker->post([this, leases, reason] {
                 for (const auto& l : leases) {

@@ -8,6 +8,7 @@
 #include "dis/endpoint.hpp"
 #include "dis/lending.hpp"
 #include "dis/lending_model.hpp"
+#include "dis/vfio.hpp"
 #include "wire.hpp"
 
 #include <atomic>
@@ -32,9 +33,29 @@ namespace dis::disd {
 struct LentDevice {
     lending::Fdid fdid;
     std::optional<lending::Fdid> physfn;
-    std::string kind; // "epf-test" or "memory"
+    std::string kind; // "epf-test", "memory" or "vfio"
     lending::DeviceInfo info;
-    std::unique_ptr<endpoint::Device> dev;
+    std::unique_ptr<endpoint::Device> dev; // the emulated kinds
+    std::unique_ptr<vfio::Device> vfio;    // kind "vfio": a real function bound to vfio-pci
+    int bar_count() const { return vfio ? vfio->bar_count() : dev->bar_count(); }
+    std::uint64_t bar_size(int bar) const {
+        return vfio ? vfio->bar_size(bar) : dev->bar_size(bar);
+    }
+    // Takes the mapping at io_addr out of the device's reach (IoSpace or IOMMU).
+    void unmap_io(std::uint64_t io_addr) {
+        if (vfio) {
+            vfio->unmap_dma(io_addr);
+        } else {
+            dev->io().unmap(io_addr);
+        }
+    }
+    void clear_io() {
+        if (vfio) {
+            vfio->unmap_all();
+        } else {
+            dev->io().clear();
+        }
+    }
     // Guards the device itself: the engine's poll, the IO space, reset. The engine only
     // try_locks it, so a device in a long reset never stalls the others.
     std::mutex mu;

@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
         ->check(whole_number(true));
     app.add_option("--device", opts.devices,
                    "A lendable device, as in the config's device line after NODE "
-                   "(\"epf-test name=ep0 reset_ms=5\"); repeatable")
+                   "(\"epf-test name=ep0 reset_ms=5\"), or vfio:BDF[,name=NAME] for a function "
+                   "bound to vfio-pci; repeatable")
         ->type_name("SPEC");
     std::string lending_db;
     std::string lending_policy;

@@ -24,8 +24,9 @@
 
 namespace dis::endpoint {
 
-enum class Kind { epf_test, memory };
-const char* to_string(Kind kind) noexcept; // "epf-test", "memory"
+// vfio: a real function bound to vfio-pci on the lender's host (dis/vfio.hpp), not emulated.
+enum class Kind { epf_test, memory, vfio };
+const char* to_string(Kind kind) noexcept; // "epf-test", "memory", "vfio"
 std::optional<Kind> kind_from_string(std::string_view text) noexcept;
 
 // The registers of pci-epf-test in its register BAR (BAR0), as Linux 6.x defines them in
@@ -79,7 +80,9 @@ const char* to_string(IrqType type) noexcept; // "INTX", "MSI", "MSI-X"
 // One declared device: the text after NODE of a fabric config `device` line, or `disd --device`.
 struct DeviceSpec {
     Kind kind = Kind::epf_test;
-    std::string name; // default: the kind's name
+    std::string name; // default: the kind's name (vfio: the address, ':' as '-')
+    std::string bdf;  // vfio: the function's PCI address "0000:04:00.0"; ids, class and BARs
+                      // are read from the device when disd opens it
     std::uint16_t vendor_id = 0;
     std::uint16_t device_id = 0;
     std::uint32_t class_code = 0;    // 24 bits: base class, subclass, prog-if
@@ -100,9 +103,10 @@ struct DeviceSpec {
 // (memory controller, RAM), one BAR of 1M.
 DeviceSpec default_spec(Kind kind);
 
-// Parses "epf-test name=ep0 vendor=0x104c device=0xb500 class=0xff0000 bars=512,512,1K vfs=2
-// reset_ms=5 fail_reset=1 hang_reset=1 unresponsive=1 msi=32 msix=2048". Numbers are decimal or
-// 0x-hex; sizes take K, M or G (binary). Throws dis::Error(invalid_input) naming the key.
+// Parses "vfio:BDF[,name=NAME]" (a real function bound to vfio-pci), or "epf-test name=ep0
+// vendor=0x104c device=0xb500 class=0xff0000 bars=512,512,1K vfs=2 reset_ms=5 fail_reset=1
+// hang_reset=1 unresponsive=1 msi=32 msix=2048". Numbers are decimal or 0x-hex; sizes take K, M or
+// G (binary). Throws dis::Error(invalid_input) naming the key.
 DeviceSpec parse_device_spec(std::string_view text);
 // The spec in the form parse_device_spec() reads (every key written).
 std::string format_device_spec(const DeviceSpec& spec);
