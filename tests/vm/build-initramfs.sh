@@ -31,7 +31,8 @@ guest_modules=(nvme e1000e vfio-pci vfio_iommu_type1)
 
 dis_tool="$build/tools/dis-tool"
 [ -x "$dis_tool" ] || die "$dis_tool is missing (build the dis-tool target first)"
-# SmartIO over VFIO (guest/smartio.sh): the lender daemon and the borrower program.
+# SmartIO over VFIO (guest/smartio.sh): the lender daemon and the borrower program; disd also
+# holds the pool of the lend checks (guest/lend.sh).
 disd="$build/tools/disd/disd"
 [ -x "$disd" ] || die "$disd is missing (build the disd target first)"
 smartio="$build/tests/dis-vm-smartio"

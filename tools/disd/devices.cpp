@@ -172,15 +172,7 @@ void Daemon::start_lending() {
     its.it_interval.tv_nsec = k_tick_ns;
     ::timerfd_settime(m_tick_timer.get(), 0, &its, nullptr);
     m_dev_engine = std::thread([this] { device_engine_main(); });
-    bool any_vfio = std::any_of(m_devices.begin(), m_devices.end(),
-                                [](const auto& kv) { return kv.second->vfio != nullptr; });
-    if (any_vfio) {
-        m_vfio_irq_stop = wire::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        if (!m_vfio_irq_stop.valid()) {
-            throw os_error("eventfd", errno);
-        }
-        m_vfio_irq = std::thread([this] { vfio_irq_main(); });
-    }
+    vfio_irq_resync(); // the interrupt thread, when there are vfio devices (device_vfio.cpp)
 }
 
 void Daemon::stop_lending() {
@@ -195,8 +187,9 @@ void Daemon::stop_lending() {
         m_dev_engine.join();
     }
     if (m_vfio_irq.joinable()) {
+        m_vfio_irq_quit = true;
         std::uint64_t one = 1;
-        (void)!::write(m_vfio_irq_stop.get(), &one, sizeof one);
+        (void)!::write(m_vfio_irq_ctl.get(), &one, sizeof one);
         m_vfio_irq.join();
     }
     // Not reset: jobs still running post through it.
@@ -206,8 +199,11 @@ void Daemon::stop_lending() {
 }
 
 LentDevice* Daemon::lent_device(lending::Fdid fdid) const {
+    std::shared_lock lock(m_devices_mu);
     auto it = m_devices.find(fdid.value);
-    return it == m_devices.end() ? nullptr : it->second.get();
+    // A retired entry (dev_remove) is no device any more.
+    return it == m_devices.end() || (!it->second->dev && !it->second->vfio) ? nullptr
+                                                                            : it->second.get();
 }
 
 // Worker thread. The lease's memory leaves the device's reach here; its connections hear of

@@ -199,6 +199,10 @@ snapshot after $changed
 # SmartIO over VFIO: its own script (shares these helpers and counters).
 # shellcheck source=/dev/null # /vm/smartio.sh is tests/vm/guest/smartio.sh in the guest
 . /vm/smartio.sh
+# device lend | unlend | vfs on the real kernel (issue 10): its own script, sharing the
+# helpers and the counts above; it starts from the boot binding whatever smartio.sh left.
+# shellcheck source=/dev/null # /vm/lend.sh is tests/vm/guest/lend.sh in the guest
+. /vm/lend.sh
 dmesg >"$out/dmesg.txt"
 
 # The captured files, to the host over ttyS1 (raw: no \r inserted).
