@@ -72,5 +72,6 @@ void register_fabric_commands(CLI::App& app, Context& ctx);  // fabric, topology
 void register_bench_commands(CLI::App& app, Context& ctx);
 void register_exporter_commands(CLI::App& app, Context& ctx); // exporter (Prometheus)
 void register_monitor_commands(CLI::App& app, Context& ctx);  // monitor (ncurses)
+void register_qualify_commands(CLI::App& app, Context& ctx);  // qualify --plan FILE
 
 } // namespace dis::cli
