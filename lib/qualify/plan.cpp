@@ -337,9 +337,15 @@ void read_load(const Reader& r, const toml::table& t, Step& s) {
 }
 
 void read_diag(const Reader& r, const toml::table& t, Step& s) {
-    r.only_keys(t, with_common({"strict"}), "a diag step");
+    r.only_keys(t, with_common({"strict", "config", "sysfs_root", "lendable"}), "a diag step");
     if (const auto* n = t.get("strict"))
         s.diag.strict = r.boolean(*n, "strict");
+    if (const auto* n = t.get("config"))
+        s.diag.config = r.string(*n, "config");
+    if (const auto* n = t.get("sysfs_root"))
+        s.diag.sysfs_root = r.string(*n, "sysfs_root");
+    if (const auto* n = t.get("lendable"))
+        s.diag.lendable = r.strings(*n, "lendable");
 }
 
 } // namespace
