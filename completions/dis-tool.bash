@@ -25,7 +25,7 @@ _dis_tool() {
     fi
 
     local global="-o --output -v --verbose -h --help --version"
-    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor"
+    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor qualify"
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
@@ -38,7 +38,7 @@ _dis_tool() {
         COMPREPLY=($(compgen -W "table json csv" -- "$cur"))
         return
         ;;
-    --dump | -c | --config | --basic-auth)
+    --dump | -c | --config | --basic-auth | -p | --plan | --junit | --report)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -114,6 +114,7 @@ _dis_tool() {
     segment) verbs="list"; opts="--node $fab" ;;
     exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
     monitor) opts="-d --delay -n --iterations -C --no-color --once --node-timeout --pcie-interval $fab $src" ;;
+    qualify) opts="-p --plan --junit --report --check $fab" ;;
     bench)
         verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency device-cycle device-copy serve"
         case $verb in
