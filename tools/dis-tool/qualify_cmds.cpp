@@ -117,7 +117,7 @@ void run_qualify(Context& ctx, const QualifyOptions& o) {
                               {"steps", plan.steps.size()}};
         emit(ctx, doc, [&](std::ostream& out) {
             out << plan.source << ": plan '" << plan.name << "' is valid (" << plan.steps.size()
-                << " steps)\n";
+                << (plan.steps.size() == 1 ? " step)\n" : " steps)\n");
         });
         return;
     }

@@ -91,10 +91,10 @@ struct LoadSpec {
 };
 
 struct DiagSpec {
-    bool strict = false;                  // a warning fails its case too
-    std::optional<std::string> config;    // the fabric config the live fabric is judged against
+    bool strict = false;                   // a warning fails its case too
+    std::optional<std::string> config;     // the fabric config the live fabric is judged against
     std::optional<std::string> sysfs_root; // host PCIe checks ("/sys" live); absent: none
-    std::vector<std::string> lendable;    // host BDFs whose IOMMU/ACS isolation is checked
+    std::vector<std::string> lendable;     // host BDFs whose IOMMU/ACS isolation is checked
 };
 
 struct Step {
