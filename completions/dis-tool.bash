@@ -86,13 +86,22 @@ _dis_tool() {
     iommu) opts="$src"; bdfs=1 ;;
     p2p) opts="$src --amd-zen"; bdfs=1 ;;
     device)
-        verbs="check list show borrow return reclaim reset available unavailable history test"
+        verbs="check list show borrow return reclaim reset available unavailable history test lend unlend vfs"
         local guard="--dry-run -y --yes"
         case $verb in
         check)
-            opts="$src --window-size --amd-zen --strict"
+            opts="$src --proc-root --window-size --amd-zen --strict"
             bdfs=1
             ;;
+        lend)
+            opts="--node --name --force --sysfs-root --proc-root --state-dir --verify-timeout $guard $fab"
+            bdfs=1
+            ;;
+        unlend)
+            opts="--force --sysfs-root --proc-root --state-dir --verify-timeout $guard $fab"
+            bdfs=1
+            ;;
+        vfs) opts="--count --sysfs-root --proc-root --state-dir --verify-timeout $guard"; bdfs=1 ;;
         list) opts="$fab" ;;
         show) opts="$fab"; fdids=1 ;;
         borrow) opts="--exclusive --lease --wait --hold --local-node $fab"; fdids=1 ;;

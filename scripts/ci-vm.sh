@@ -26,7 +26,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S . -B "$build" "${generator[@]}" -DDIS_WERROR=ON >/dev/null ||
         fail "cannot configure $build"
 fi
-cmake --build "$build" -j2 --target dis-tool || fail "cannot build dis-tool in $build"
+cmake --build "$build" -j2 --target dis-tool disd || fail "cannot build dis-tool and disd in $build"
 
 echo "== VM test bed (tests/vm/run.sh $build)"
 log=$(mktemp "${TMPDIR:-/tmp}/ci-vm.XXXXXX")

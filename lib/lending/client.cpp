@@ -313,6 +313,34 @@ std::vector<AuditRow> LenderClient::history(std::optional<Fdid> fdid,
                       [](const json& j) { return read_array<AuditRow>(j, audit_from_json); });
 }
 
+std::vector<DeviceView> LenderClient::add_device(const std::string& spec) {
+    auto body = m_impl->call({{"op", "dev_add"}, {"via", k_via}, {"spec", spec}}, std::nullopt);
+    return read_reply(body, "devices", "dev_add",
+                      [](const json& j) { return read_array<DeviceView>(j, device_from_json); });
+}
+
+std::vector<DeviceView> LenderClient::remove_device(Fdid fdid, bool force) {
+    auto body =
+        m_impl->call({{"op", "dev_remove"}, {"via", k_via}, {"fdid", fdid.value}, {"force", force}},
+                     fdid, k_slow_op);
+    return read_reply(body, "devices", "dev_remove",
+                      [](const json& j) { return read_array<DeviceView>(j, device_from_json); });
+}
+
+AuditRow LenderClient::audit_note(std::optional<Fdid> fdid, const std::string& subject,
+                                  const std::string& action, const std::string& result,
+                                  const std::string& detail) {
+    json req = {{"op", "audit_note"},
+                {"via", k_via},
+                {"subject", subject.substr(0, 64)},
+                {"action", action.substr(0, 200)},
+                {"result", result.substr(0, 32)},
+                {"detail", detail.substr(0, 512)}};
+    if (fdid)
+        req["fdid"] = fdid->value;
+    return read_reply(m_impl->call(std::move(req), fdid), "row", "audit_note", audit_from_json);
+}
+
 std::optional<LenderEvent> LenderClient::next_event(ClientMillis wait) {
     const auto deadline = Steady::now() + wait;
     while (m_impl->events.empty()) {

@@ -61,6 +61,23 @@ void Pool::remove(Fdid fdid, const std::string& actor) {
     simple(*m_impl, fdid, Event::remove, actor, "removed from the pool");
 }
 
+AuditRow Pool::note(Fdid fdid, const std::string& actor, const std::string& reason) {
+    auto& im = *m_impl;
+    std::lock_guard lock(im.mu);
+    sql::Transaction tx(im.db);
+    auto row = store::load_device(im.db, fdid);
+    AuditRow audit;
+    audit.time = im.now();
+    audit.fdid = fdid;
+    audit.event = Event::note;
+    audit.from = audit.to = row ? row->state : State::removed;
+    audit.actor = actor;
+    audit.reason = reason;
+    audit.id = store::insert_audit(im.db, audit);
+    tx.commit();
+    return audit;
+}
+
 namespace {
 
 Decision decide_or_throw(const Policy& policy, const store::DeviceRow& row,

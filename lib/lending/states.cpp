@@ -159,6 +159,8 @@ const char* to_string(Event event) noexcept {
         return "fault";
     case E::remove:
         return "remove";
+    case E::note:
+        return "note";
     }
     return "?";
 }
@@ -192,6 +194,8 @@ std::optional<Event> parse_event(std::string_view text) noexcept {
     for (Event e : k_all_events)
         if (text == to_string(e))
             return e;
+    if (text == to_string(Event::note))
+        return Event::note;
     return std::nullopt;
 }
 

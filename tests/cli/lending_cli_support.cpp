@@ -11,9 +11,12 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <poll.h>
+#include <pty.h>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
+
+using namespace std::chrono_literals;
 
 namespace dis::test {
 
@@ -195,6 +198,47 @@ bool Background::wait(std::chrono::milliseconds limit) {
 void Background::signal(int sig) const {
     if (!m_done)
         ::kill(m_pid, sig);
+}
+
+// Runs dis-tool on a pseudo-terminal (stdin, stdout, stderr), answers `answer` once the
+// question "[y/N]" shows, and collects what was shown until it exits.
+TtyRun run_on_tty(const std::vector<std::string>& args, const std::string& answer) {
+    std::vector<std::string> argv{DIS_TOOL_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv)
+        cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    int master = -1;
+    pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        execv(cargv[0], cargv.data());
+        _exit(127);
+    }
+    TtyRun run;
+    bool answered = false;
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{master, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0) {
+            char buf[1024];
+            ssize_t n = read(master, buf, sizeof buf);
+            if (n <= 0)
+                break; // EIO: the terminal's other side closed (it exited)
+            run.output.append(buf, static_cast<std::size_t>(n));
+        }
+        if (!answered && run.output.find("[y/N]") != std::string::npos) {
+            std::string line = answer + "\n";
+            REQUIRE(write(master, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+            answered = true;
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(master);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
 }
 
 } // namespace dis::test

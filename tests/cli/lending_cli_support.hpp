@@ -89,4 +89,13 @@ private:
     std::string m_err;
 };
 
+struct TtyRun {
+    int exit_code = -1;
+    std::string output; // what the terminal showed
+};
+
+// Runs dis-tool on a pseudo-terminal (stdin, stdout, stderr), answers `answer` once the
+// question "[y/N]" shows, and collects what was shown until it exits.
+TtyRun run_on_tty(const std::vector<std::string>& args, const std::string& answer);
+
 } // namespace dis::test

@@ -30,6 +30,9 @@ guest_modules=(nvme e1000e vfio-pci)
 
 dis_tool="$build/tools/dis-tool"
 [ -x "$dis_tool" ] || die "$dis_tool is missing (build the dis-tool target first)"
+# disd: the guest's lend checks (guest/lend.sh) run a node.
+disd="$build/tools/disd/disd"
+[ -x "$disd" ] || die "$disd is missing (build the disd target first)"
 busybox="$(command -v busybox || true)"
 [ -n "$busybox" ] || die "busybox is missing (scripts/vm-install-deps.sh installs busybox-static)"
 file -L "$busybox" | grep -q 'statically linked' ||
@@ -60,13 +63,14 @@ copy_elf() { # SRC DEST
     strip --strip-unneeded "$2" 2>/dev/null || true
 }
 copy_elf "$dis_tool" "$root/usr/bin/dis-tool"
+copy_elf "$disd" "$root/usr/bin/disd"
 copy_elf "$lspci" "$root/usr/bin/lspci"
 [ -n "$setpci" ] && copy_elf "$setpci" "$root/usr/bin/setpci"
 cp /usr/share/misc/pci.ids "$root/usr/share/misc/pci.ids"
 
 # Every library ldd resolves for the programs, by the name the program asks for.
 declare -A seen=()
-for prog in "$dis_tool" "$lspci" ${setpci:+"$setpci"}; do
+for prog in "$dis_tool" "$disd" "$lspci" ${setpci:+"$setpci"}; do
     while read -r name path; do
         [ -n "$path" ] || continue
         [ -n "${seen[$name]:-}" ] && continue

@@ -43,8 +43,10 @@ kernel="$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)"
 # Only what this script writes is removed: DIS_VM_OUT may name a directory with other files.
 mkdir -p "$out"
 rm -rf "$out/guest"
-rm -f "$out"/{console.log,console-kvm-attempt.log,data.log,qemu.log,compare.log,selftest.log}
+rm -f "$out"/{console.log,console-kvm-attempt.log,data.log,qemu.log,compare.log,selftest.log,nvme-ns.img}
 initrd="$build/vm/initramfs.cpio.gz"
+rm -f "$out/nvme-ns.img"
+truncate -s 16M "$out/nvme-ns.img"
 t0=$SECONDS
 "$repo/tests/vm/build-initramfs.sh" "$build" "$kdir" "$initrd" ||
     fail "could not build the initramfs"
@@ -63,7 +65,11 @@ devices=(
     -device xio3130-downstream,id=dsp1,bus=usp,chassis=2,slot=0
     -device xio3130-downstream,id=dsp2,bus=usp,chassis=3,slot=1
     -device nvme-subsys,id=nvmesubsys0,nqn=dis-vm-subsys
-    -device "nvme,bus=dsp1,serial=dis-vm-nvme0,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2"
+    -device "nvme,id=nvme0,bus=dsp1,serial=dis-vm-nvme0,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2"
+    # A namespace (16 MiB, a fresh file each run): guest/lend.sh writes it before lending the
+    # controller and reads it back after unlend.
+    -drive "file=$out/nvme-ns.img,if=none,id=nvmns0,format=raw"
+    -device nvme-ns,drive=nvmns0,bus=nvme0
     -device edu,bus=dsp2
     -device pcie-root-port,id=rp2,bus=pcie.0,chassis=4,addr=0x5
     -netdev hubport,id=net0,hubid=0

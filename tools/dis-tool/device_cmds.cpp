@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "dis/error.hpp"
+#include "dis/hostlend.hpp"
 #include "dis/readiness.hpp"
 
 #include <cctype>
@@ -14,6 +15,7 @@ namespace {
 
 struct DeviceCheckOptions {
     PciSourceOptions source;
+    std::string proc_root = "/proc";
     std::string bdf;
     std::string window_size;
     bool amd_zen = false;
@@ -70,6 +72,9 @@ void run_check(Context& ctx, const DeviceCheckOptions& opts) {
         opts.amd_zen || (source.kind == pci::Source::Kind::live && pci::host_cpu_supports_p2pdma());
     pci::Topology topo = pci::scan(source);
     pci::ReadinessReport r = pci::check_readiness(topo, bdf, ro);
+    // A device with active users is not lendable: a failing row (a dump has no sysfs to tell).
+    if (source.kind != pci::Source::Kind::dump)
+        hostlend::add_in_use_finding(r, hostlend::check_in_use(topo, bdf, opts.proc_root));
 
     emit(ctx, pci::to_json(r), [&](std::ostream& out) {
         output::Table table({{"CHECK"}, {"RESULT"}, {"DETAILS"}});
@@ -129,6 +134,10 @@ void register_device_commands(CLI::App& app, Context& ctx) {
     check->add_flag("--amd-zen", opts->amd_zen,
                     "Treat the CPU as AMD Zen or later for P2P through the root complex "
                     "(detected automatically on the live system)");
+    check
+        ->add_option("--proc-root", opts->proc_root,
+                     "Read mounts and swaps for the in-use check from this /proc (default /proc)")
+        ->type_name("DIR");
     check->add_flag("--strict", opts->strict,
                     "Exit 1 when the device is ready only with warnings (as linters do)");
     check->callback([&ctx, opts] { run_check(ctx, *opts); });

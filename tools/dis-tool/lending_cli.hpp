@@ -48,5 +48,7 @@ std::string lease_text(const lm::Lease& l, std::int64_t now);
 std::string ids_text(const lm::DeviceInfo& info);
 
 void register_borrow_command(CLI::App* device, Context& ctx);
+// device lend | unlend | vfs: host devices through vfio-pci (hostlend_cmds.cpp).
+void register_hostlend_commands(CLI::App* device, Context& ctx);
 
 } // namespace dis::cli::lend

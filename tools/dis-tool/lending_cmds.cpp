@@ -623,6 +623,7 @@ void register_lending_commands(CLI::App& app, Context& ctx) {
     });
 
     lend::register_borrow_command(device, ctx);
+    lend::register_hostlend_commands(device, ctx); // lend, unlend, vfs (hostlend_cmds.cpp)
 
     auto* ret = add_verb(device, "return",
                          "Return a device's lease held elsewhere (a `borrow --hold`, say)", *opts);

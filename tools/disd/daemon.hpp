@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -249,6 +250,11 @@ private:
     void op_dev_reset(Request& r);
     void op_dev_availability(Request& r);
     void op_dev_history(Request& r);
+    // Devices entering and leaving the pool at run time, audit notes (host_devices.cpp).
+    void op_dev_add(Request& r);
+    void op_dev_remove(Request& r);
+    void op_audit_note(Request& r);
+    void retire_devices(const std::vector<lending::Fdid>& fdids);
     void borrow_join(Request& r);
     json borrow_reply(const lending::Lease& lease, int client);
     // Runs `job` on a lending worker; what it returns (or throws) is the reply.
@@ -319,9 +325,14 @@ private:
     std::atomic<bool> m_engine_stop{false};
     std::thread m_engine;
 
-    // Device lending. m_devices is fixed once start_lending() has run (threads read it).
+    // Device lending. Entries of m_devices are never erased (threads keep pointers to them);
+    // the main loop adds entries and retires them (dev == nullptr: removed, host_devices.cpp)
+    // under m_devices_mu held exclusively, and other threads look them up (lent_device)
+    // holding it shared. The main loop reads without it (it is the only writer).
     std::map<std::uint32_t, std::unique_ptr<LentDevice>> m_devices; // by fdid value
-    std::vector<std::uint32_t> m_device_order;                      // fdids as declared
+    std::vector<std::uint32_t> m_device_order;                      // declared, then added
+    mutable std::shared_mutex m_devices_mu;
+    std::atomic<std::uint64_t> m_devices_generation{0}; // the engine re-reads m_devices
     std::shared_ptr<lending::DeviceControl> m_device_control;
     std::unique_ptr<lending::Pool> m_pool;      // main loop: borrows, renewals, reads
     std::unique_ptr<lending::Pool> m_pool_work; // workers: releases, resets, ticks, history
@@ -367,6 +378,14 @@ struct Refused {
 [[noreturn]] inline void refuse(int code, const std::string& why) {
     throw Refused{code, why};
 }
+
+// Shared by the lending ops (lending.cpp) and the host-device ops (host_devices.cpp).
+// A pool refusal as the request's error ("refusal", "state" in the reply).
+Refused refused_for(const lending::LendingError& e, bool borrowing = false);
+// Refuses (SCI_ERR_ACCESS) unless the client is root or the daemon's user.
+void require_admin(const Client& c, const std::string& op);
+// The request's "fdid": "0x80000" or a number.
+lending::Fdid fdid_arg(const nlohmann::json& body);
 
 // Limits of the outbound queue of one client (replies and events it has not read yet).
 // Beyond either, the client is dropped as if it had died.

@@ -59,14 +59,23 @@ void Daemon::deliver_irq(LentDevice& d, int type, int number) {
 void Daemon::device_engine_main() {
     using clock = std::chrono::steady_clock;
     std::vector<LentDevice*> epf;
-    for (auto fdid : m_device_order) {
-        LentDevice* d = m_devices.at(fdid).get();
-        if (d->kind == "epf-test") {
-            epf.push_back(d);
+    std::uint64_t generation = ~0ULL;
+    // The epf-test devices; again whenever dev_add or dev_remove changed the table.
+    auto refresh = [&] {
+        std::shared_lock lock(m_devices_mu);
+        generation = m_devices_generation.load();
+        epf.clear();
+        for (const auto& [fdid, d] : m_devices) {
+            if (d->dev && d->kind == "epf-test") {
+                epf.push_back(d.get());
+            }
         }
-    }
+    };
     auto last_work = clock::now() - k_spin_window;
     for (;;) {
+        if (generation != m_devices_generation.load()) {
+            refresh();
+        }
         bool any = false;
         bool worked = false;
         auto now = clock::now();
@@ -104,7 +113,8 @@ void Daemon::device_engine_main() {
         }
         if (!any) {
             m_dev_engine_cv.wait(lock, [&] {
-                return m_dev_engine_stop || std::any_of(epf.begin(), epf.end(), [](LentDevice* d) {
+                return m_dev_engine_stop || generation != m_devices_generation.load() ||
+                       std::any_of(epf.begin(), epf.end(), [](LentDevice* d) {
                            return d->polled.load(std::memory_order_acquire);
                        });
             });

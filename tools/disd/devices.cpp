@@ -173,8 +173,10 @@ void Daemon::stop_lending() {
 }
 
 LentDevice* Daemon::lent_device(lending::Fdid fdid) const {
+    std::shared_lock lock(m_devices_mu);
     auto it = m_devices.find(fdid.value);
-    return it == m_devices.end() ? nullptr : it->second.get();
+    // A retired entry (dev_remove) is no device any more.
+    return it == m_devices.end() || !it->second->dev ? nullptr : it->second.get();
 }
 
 // Worker thread. The lease's memory leaves the device's reach here; its connections hear of

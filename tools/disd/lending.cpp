@@ -65,7 +65,9 @@ int code_for(const LendingError& e, bool borrowing) {
     return SCI_ERR_SYSTEM;
 }
 
-Refused refused_for(const LendingError& e, bool borrowing = false) {
+} // namespace
+
+Refused refused_for(const LendingError& e, bool borrowing) {
     Refused r{code_for(e, borrowing), e.what()};
     r.extra["refusal"] = refusal_name(e);
     if (e.state()) {
@@ -73,6 +75,8 @@ Refused refused_for(const LendingError& e, bool borrowing = false) {
     }
     return r;
 }
+
+namespace {
 
 // The reply of a worker job: its result, or its error as the request's error.
 nlohmann::json run_job(const std::function<nlohmann::json()>& job) {
@@ -99,6 +103,8 @@ bool is_admin(const Client& c) {
     return c.uid == 0 || c.uid == ::getuid();
 }
 
+} // namespace
+
 void require_admin(const Client& c, const std::string& op) {
     if (!is_admin(c)) {
         refuse(SCI_ERR_ACCESS,
@@ -118,6 +124,8 @@ lending::Fdid fdid_arg(const nlohmann::json& body) {
         throw wire::WireError(e.what());
     }
 }
+
+namespace {
 
 std::int64_t lease_arg(const nlohmann::json& body) {
     return static_cast<std::int64_t>(wire::get_u64(body, "lease_id", INT64_MAX));

@@ -87,6 +87,10 @@ const Daemon::Op* Daemon::find_op(std::string_view name) {
         {"dev_disconnect", &Daemon::op_dev_disconnect, true, 0},
         {"dev_map", &Daemon::op_dev_map, true, 1},
         {"dev_unmap", &Daemon::op_dev_unmap, true, 0},
+        // Host devices entering and leaving the pool, audit notes (host_devices.cpp).
+        {"dev_add", &Daemon::op_dev_add, true, 0},
+        {"dev_remove", &Daemon::op_dev_remove, true, 0},
+        {"audit_note", &Daemon::op_audit_note, true, 0},
     };
     for (const auto& op : k_ops) {
         if (op.name == name) {

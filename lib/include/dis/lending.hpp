@@ -129,6 +129,10 @@ public:
     void make_available(Fdid fdid, const std::string& actor);
     void make_unavailable(Fdid fdid, const std::string& actor);
     void remove(Fdid fdid, const std::string& actor);
+    // An audit row that changes nothing (event note, from = to = the device's state, removed
+    // for an fdid the pool does not know): a step the lender's host took for the device, such
+    // as one sysfs write of `dis-tool device lend`. Returns the row.
+    AuditRow note(Fdid fdid, const std::string& actor, const std::string& reason);
 
     // --- borrowers
     // Grants at once or throws LendingError (policy: names the rule; guard_failed/busy: names

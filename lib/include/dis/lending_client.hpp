@@ -84,6 +84,21 @@ public:
     std::vector<AuditRow> history(std::optional<Fdid> fdid, std::optional<std::int64_t> since_ms,
                                   std::optional<std::uint32_t> limit = std::nullopt);
 
+    // Host devices (issue 10, tools/disd/host_devices.cpp). A device enters the lender's pool
+    // from a spec as `disd --device` takes it ("vfio:0000:03:00.0,name=nvme0", "memory
+    // name=m bars=1M"): the PF first, then its VFs, each available. Throws invalid_input when
+    // the lender cannot parse or open it.
+    std::vector<DeviceView> add_device(const std::string& spec);
+    // The device (and its VFs) leaves the pool: state removed, its endpoint closed. Refused
+    // (busy) while borrowed unless `force`, which reclaims first.
+    std::vector<DeviceView> remove_device(Fdid fdid, bool force);
+    // One audit row that changes nothing ("note"): `subject` (a BDF), `action` (the step),
+    // `result` ("ok", "failed", "rolled back"), `detail`. Without `fdid` the row is the
+    // lender host's own (fdid (node << 16) | 0xffff).
+    AuditRow audit_note(std::optional<Fdid> fdid, const std::string& subject,
+                        const std::string& action, const std::string& result,
+                        const std::string& detail);
+
     // The next event the daemon sent (dev_lost, dev_irq): one queued while a call waited for
     // its reply, else one arriving within `wait`; nullopt when none came. Throws
     // Error(fabric_down) when the daemon closed the connection.

@@ -39,6 +39,9 @@ enum class Event {
     reset,            // an admin asks for a reset (this is how a quarantine is cleared)
     fault,            // the device stopped responding
     remove,           // the device leaves the pool
+    // Not a transition (no row in the table, not in k_all_events): an audit row written by
+    // Pool::note, e.g. one step of `dis-tool device lend` on the lender's host (from = to).
+    note,
 };
 
 enum class Guard {

@@ -196,6 +196,10 @@ fi
 # device check again only where something changed.
 # shellcheck disable=SC2086 # one BDF per word
 snapshot after $changed
+# device lend | unlend | vfs on the real kernel (issue 10): its own script, sharing the
+# helpers and the counts above.
+# shellcheck source=lend.sh
+. /vm/lend.sh
 dmesg >"$out/dmesg.txt"
 
 # The captured files, to the host over ttyS1 (raw: no \r inserted).
