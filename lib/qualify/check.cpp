@@ -111,8 +111,23 @@ void check_plan(const Plan& plan, const std::string& fabric_dir) {
             }
             break;
         }
+        case StepKind::rebind: {
+            const auto& b = s.rebind;
+            if (b.node)
+                k.node(*b.node, "node");
+            const auto source =
+                pci::Source::sysfs(b.sysfs_root.empty() ? std::string("/sys") : b.sysfs_root);
+            std::optional<pci::Topology> topology;
+            try {
+                topology = pci::scan(source);
+            } catch (const Error& e) {
+                k.fail(s.line, "sysfs_root", e.what());
+            }
+            if (!topology->find(pci::Bdf::parse(b.bdf.value)))
+                k.fail(b.bdf.line, "device", "no PCI device " + b.bdf.value + " in " + source.path);
+            break;
+        }
         case StepKind::diag:
-        case StepKind::rebind:
             break;
         }
     }

@@ -4,6 +4,7 @@
 #include "dis/qualify.hpp"
 
 #include "dis/error.hpp"
+#include "dis/pci.hpp"
 
 #include <toml++/toml.h>
 
@@ -336,6 +337,33 @@ void read_load(const Reader& r, const toml::table& t, Step& s) {
     }
 }
 
+void read_rebind(const Reader& r, const toml::table& t, Step& s) {
+    r.only_keys(
+        t,
+        with_common({"device", "cycles", "node", "sysfs_root", "proc_root", "state_dir", "check"}),
+        "a rebind step");
+    auto& b = s.rebind;
+    const auto& dev = r.required(t, "device", s.line, "a rebind step");
+    b.bdf = {r.string(dev, "device"), Reader::line(dev)};
+    try {
+        pci::Bdf::parse(b.bdf.value);
+    } catch (const Error& e) {
+        r.fail(dev, "device", e.what());
+    }
+    if (const auto* n = t.get("cycles"))
+        b.cycles = static_cast<unsigned>(r.integer(*n, "cycles", 1, 10000));
+    if (const auto* n = t.get("node"))
+        b.node = r.node(*n, "node");
+    if (const auto* n = t.get("sysfs_root"))
+        b.sysfs_root = r.string(*n, "sysfs_root");
+    if (const auto* n = t.get("proc_root"))
+        b.proc_root = r.string(*n, "proc_root");
+    if (const auto* n = t.get("state_dir"))
+        b.state_dir = r.string(*n, "state_dir");
+    if (const auto* n = t.get("check"))
+        b.check = r.string(*n, "check");
+}
+
 void read_diag(const Reader& r, const toml::table& t, Step& s) {
     r.only_keys(t, with_common({"strict", "config", "sysfs_root", "lendable"}), "a diag step");
     if (const auto* n = t.get("strict"))
@@ -469,9 +497,8 @@ Plan parse_plan(std::string_view text, const std::string& source) {
             read_diag(r, t, s);
             break;
         case StepKind::rebind:
-            r.fail(*t.get("kind"), "kind",
-                   "rebind needs host device lending (lib/hostlend, issue 10), which this build "
-                   "does not have");
+            read_rebind(r, t, s);
+            break;
         }
         plan.steps.push_back(std::move(s));
     }

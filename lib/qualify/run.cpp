@@ -34,7 +34,8 @@ double seconds_since(Clock::time_point start) {
 
 // argv and env prepared before fork: the child calls only async-signal-safe functions.
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            bool new_session, const std::string& log, const std::string& cwd = "") {
+            bool new_session, const std::string& log, const std::string& cwd = "",
+            int err_fd = -1) {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e; ++e) {
         std::string entry = *e;
@@ -71,7 +72,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
             ::setpgid(0, 0);
         ::dup2(null_fd.get(), 0);
         ::dup2(out, 1);
-        ::dup2(out, 2);
+        ::dup2(err_fd >= 0 ? err_fd : out, 2);
         ::close_range(3, ~0U, 0); // nothing of ours (a caller's pipe) outlives us in it
         if (!cwd.empty() && ::chdir(cwd.c_str()) != 0)
             _exit(126);
@@ -152,6 +153,48 @@ void Child::kill_now() {
     while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
     }
     m_pid = -1;
+}
+
+Finished run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    std::chrono::milliseconds limit) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        throw os_error("pipe", errno);
+    UniqueFd read_end(fds[0]);
+    pid_t pid;
+    {
+        UniqueFd write_end(fds[1]);
+        pid = spawn(argv, env, false, "", "", write_end.get());
+    }
+    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+    std::string err;
+    Finished f;
+    const auto deadline = Clock::now() + limit;
+    for (;;) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0)
+            err.append(buf, static_cast<std::size_t>(n));
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0)
+                err.append(buf, static_cast<std::size_t>(n));
+            f.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            break;
+        }
+        if (Clock::now() >= deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            err += "\nkilled after " + std::to_string(limit.count()) + " ms";
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    while (!err.empty() && err.back() == '\n')
+        err.pop_back();
+    auto nl = err.rfind('\n');
+    f.last_error = nl == std::string::npos ? err : err.substr(nl + 1);
+    return f;
 }
 
 DaemonProcess find_daemon(const std::string& fabric_dir, std::uint32_t node) {
@@ -307,9 +350,7 @@ RunReport run_plan(const Plan& plan, const RunOptions& options) {
                 run_diag(step, env, result);
                 break;
             case StepKind::rebind:
-                run_case(result, "rebind", []() -> nlohmann::json {
-                    throw Error(ErrorKind::invalid_input, "rebind needs lib/hostlend");
-                });
+                run_rebind(step, env, result);
                 break;
             }
         } catch (const std::exception& e) { // a step that could not even set up its cases

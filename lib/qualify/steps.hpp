@@ -72,6 +72,16 @@ void run_load(const Step& step, StepEnv& env, StepResult& out);
 void run_bench(const Step& step, StepEnv& env, StepResult& out);
 void run_isolation(const Step& step, StepEnv& env, StepResult& out);
 void run_diag(const Step& step, StepEnv& env, StepResult& out);
+void run_rebind(const Step& step, StepEnv& env, StepResult& out);
+
+// Runs `argv` to its end (killed after `limit`) with stdin on /dev/null and stdout dropped;
+// returns its exit code (-1 when killed) and the last line it wrote on stderr.
+struct Finished {
+    int exit_code = -1;
+    std::string last_error;
+};
+Finished run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    std::chrono::milliseconds limit);
 
 // The responder argv for bench runs on the software fabric (`TOOL bench serve --once`).
 std::vector<std::string> responder_argv(const StepEnv& env);

@@ -1,6 +1,7 @@
 // `dis-tool qualify --plan FILE` on a real 3-node software fabric with epf-test devices: every
 // step kind runs and passes, the reports (JSON, JUnit parsed with xmllint) say what happened,
 // a threshold that cannot hold fails its case (exit 1) with its message in the JUnit file.
+#include "hostlend_tree.hpp"
 #include "lending_host.hpp"
 #include "qualify_support.hpp"
 #include "sysfs_tree.hpp"
@@ -232,4 +233,44 @@ sysfs_root = ")" + tree.root().string() +
     CHECK(xpath(junit, "string(//testcase[@classname='fail.iso']/failure/@message)")
               .find("01:00.0 is not ready to lend") == 0);
     CHECK(xpath(junit, "count(//testcase[@name='p99_us >= 0']/failure)") == "0");
+}
+
+TEST_CASE("qualify: rebind runs device lend and unlend, a lend that fails fails its case, "
+          "the device keeps its driver",
+          "[cli][qualify][hostlend]") {
+    // The fake host tree has no kernel behind it: lend's unbind write fails (step 2) and lend
+    // rolls back. The successful cycle (vfio-pci and back, the NVMe namespace read back) runs
+    // on the QEMU test bed only (tests/vm).
+    ToolFabric fabric(k_qualify_fabric);
+    HostTree h;
+    TempDir tmp;
+    const auto plan = tmp.path() / "rebind.toml";
+    write_file(plan, "[plan]\nname = \"rb\"\n[[step]]\nname = \"nvme\"\nkind = \"rebind\"\n"
+                     "device = \"03:00.0\"\ncycles = 2\nnode = 8\nsysfs_root = \"" +
+                         h.sys_root() + "\"\nproc_root = \"" + h.proc_root() +
+                         "\"\nstate_dir = \"" + h.state.string() + "\"\ncheck = \"true\"\n");
+    const auto junit = (tmp.path() / "junit.xml").string();
+    auto r = run_tool({"qualify", "--plan", plan.string(), "--fabric", fabric.dir(), "--junit",
+                       junit, "-o", "json"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    auto doc = json::parse(r.out);
+    const auto& cases = step_of(doc, "nvme")["cases"];
+    REQUIRE(cases.size() == 2);
+    for (const auto& c : cases) {
+        CHECK(c["result"] == "failed");
+        const std::string msg = c["message"];
+        CHECK(msg.find("device lend 03:00.0 (exit 4): dis-tool: error: ") == 0);
+        CHECK(msg.find("failed at step 2 of 5 (unbind from nvme") != std::string::npos);
+    }
+    CHECK(h.driver("0000:03:00.0") == std::optional<std::string>("nvme"));
+    CHECK(xpath(junit, "count(//testcase[@classname='rb.nvme']/failure)") == "2");
+    // A device the tree does not have is a plan error.
+    write_file(plan, "[[step]]\nname = \"nvme\"\nkind = \"rebind\"\ndevice = \"07:00.0\"\n"
+                     "sysfs_root = \"" +
+                         h.sys_root() + "\"\n");
+    auto bad = run_tool({"qualify", "--plan", plan.string(), "--fabric", fabric.dir()});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find(plan.string() + ":4: key 'device': no PCI device 07:00.0") !=
+          std::string::npos);
 }

@@ -65,8 +65,10 @@ TEST_CASE("qualify: each kind of plan mistake is reported with its line and key,
          plan + ":12: key 'thresholds': 'bandwidth_gbps => 10': unknown operator '=>'"},
         {"duplicate step", "[[step]]\nname = \"cycles\"\nkind = \"diag\"\n",
          plan + ":8: key 'name': a second step named 'cycles'"},
-        {"rebind without hostlend", "[[step]]\nname = \"r\"\nkind = \"rebind\"\n",
-         plan + ":9: key 'kind': rebind needs host device lending"},
+        {"rebind of no PCI address",
+         "[[step]]\nname = \"r\"\nkind = \"rebind\"\n"
+         "device = \"nvme0\"\n",
+         plan + ":10: key 'device': "},
         {"syntax error", "[[step]]\nname = \"c2\nkind = \"diag\"\n", plan + ":8: "},
     };
     const auto history_before =

@@ -90,6 +90,19 @@ struct LoadSpec {
     std::uint64_t dma_size = 64 * 1024;
 };
 
+// N lend/unlend cycles of a real host device through `dis-tool device lend|unlend` (lib/hostlend):
+// after each lend the device is bound to vfio-pci, after each unlend to its original binding
+// again, and `check` (a shell command: "the device works") exits 0.
+struct RebindSpec {
+    At<std::string> bdf;
+    unsigned cycles = 1;
+    std::optional<At<std::uint32_t>> node; // the lender node whose pool gets it
+    std::string sysfs_root;                // tests: a copy of /sys ("" the live one)
+    std::string proc_root;                 // tests: mounts and swaps from this /proc
+    std::string state_dir;                 // the binding records ("" lend's default)
+    std::string check;                     // run with /bin/sh -c after each cycle
+};
+
 struct DiagSpec {
     bool strict = false;                   // a warning fails its case too
     std::optional<std::string> config;     // the fabric config the live fabric is judged against
@@ -106,6 +119,7 @@ struct Step {
     IsolationSpec isolation;
     RecoverySpec recovery;
     LoadSpec load;
+    RebindSpec rebind;
     DiagSpec diag;
 };
 
