@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 extern char** environ;
@@ -310,6 +312,22 @@ RunReport run_plan(const Plan& plan, const RunOptions& options) {
                             .count();
     StepEnv env{plan, options, options.fabric_dir};
     const auto start = Clock::now();
+    // Steps that use SISCI in this process choose their node through the environment; each
+    // step starts from the environment the run started with (a later `device lend` child
+    // must not inherit an earlier bench step's node).
+    std::optional<std::string> saved[2];
+    const char* names[2] = {"DIS_FABRIC", "DIS_NODE_ID"};
+    for (int i = 0; i < 2; ++i)
+        if (const char* v = std::getenv(names[i]))
+            saved[i] = v;
+    auto restore_env = [&] {
+        for (int i = 0; i < 2; ++i) {
+            if (saved[i])
+                ::setenv(names[i], saved[i]->c_str(), 1);
+            else
+                ::unsetenv(names[i]);
+        }
+    };
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
         const Step& step = plan.steps[i];
         StepResult result;
@@ -329,6 +347,7 @@ RunReport run_plan(const Plan& plan, const RunOptions& options) {
         if (options.on_step)
             options.on_step(i, plan.steps.size(), step.name);
         const auto step_start = Clock::now();
+        restore_env();
         try {
             switch (step.kind) {
             case StepKind::device_cycle:
@@ -360,6 +379,7 @@ RunReport run_plan(const Plan& plan, const RunOptions& options) {
         result.seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
         report.steps.push_back(std::move(result));
     }
+    restore_env();
     report.returned = return_leftovers(options.fabric_dir);
     report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (options.on_step)

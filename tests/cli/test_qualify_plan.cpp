@@ -110,3 +110,18 @@ TEST_CASE("qualify: each kind of plan mistake is reported with its line and key,
     CHECK(missing.exit_code == 2);
     check_one_error_line(missing);
 }
+
+TEST_CASE("qualify: the shipped example plan for the software fabric is valid against its "
+          "documented fabric",
+          "[cli][qualify]") {
+    ToolFabric fabric(k_qualify_fabric); // the config the plan's comment shows
+    const std::string plan = std::string(DIS_SOURCE_DIR) + "/examples/plans/software-fabric.toml";
+    auto r =
+        run_tool({"qualify", "--check", "--plan", plan, "--fabric", fabric.dir(), "-o", "json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto doc = json::parse(r.out);
+    CHECK(doc["valid"] == true);
+    CHECK(doc["plan"] == "software-fabric");
+    CHECK(doc["steps"] == 6);
+}
