@@ -22,7 +22,7 @@ namespace {
 std::string slow_plan() {
     return "[plan]\nname = \"slow\"\n"
            "[[step]]\nname = \"soak\"\nkind = \"load\"\ndevices = [\"0x80000\", \"0x80001\"]\n"
-           "borrowers = [4, 12]\nduration = 3\n"
+           "borrowers = [4, 12]\nduration = 3\ndma_local = 4\ndma_remote = 12\n"
            "[[step]]\nname = \"cycles\"\nkind = \"device-cycle\"\ndevices = [\"0x80000\"]\n"
            "borrowers = [12]\n"
            "[[step]]\nname = \"pio\"\nkind = \"bench\"\ntest = \"pio-latency\"\n"
@@ -55,6 +55,24 @@ TEST_CASE("qualify: a progress bar with the current step on a terminal, none whe
     CHECK(s.find("] 1/3 soak") == std::string::npos);
     CHECK(s.find("] 3/3 pio") == std::string::npos);
     CHECK(s.find("STEP") != std::string::npos);
+
+    // Ctrl-C in the terminal: the signal goes to the foreground process group, but the
+    // run's helpers (the DMA responder, borrowers) have groups of their own, so the current
+    // step still finishes and passes; the rest is skipped; nothing stays borrowed.
+    {
+        Tmux c(quote(DIS_TOOL_PATH) + " qualify --plan " + quote(plan) + " --fabric " +
+                   quote(fabric.dir()),
+               120, 30);
+        c.wait_for_text("] 1/3 soak");
+        c.keys({"C-c"});
+        auto screen = c.wait_for_text("(interrupted)");
+        INFO(screen);
+        CHECK(c.exit_code() == 1);
+        CHECK(screen.find("stopping after the current step") != std::string::npos);
+        CHECK(screen.find("soak    load          passed") != std::string::npos);
+        CHECK(screen.find("cycles  device-cycle  skipped") != std::string::npos);
+        check_nothing_borrowed(fabric);
+    }
 
     // Piped (stdout and stderr pipes): the same run draws nothing on stderr.
     auto r = run_tool({"qualify", "--plan", plan, "--fabric", fabric.dir()});
