@@ -6,6 +6,7 @@
 #include "dis/lending_client.hpp"
 #include "dis/lending_model.hpp"
 #include "dis/lending_states.hpp"
+#include "dis/local_fabric.hpp"
 #include "dis/unique_fd.hpp"
 
 #include <fcntl.h>
@@ -233,15 +234,44 @@ DaemonProcess find_daemon(const std::string& fabric_dir, std::uint32_t node) {
                 "no disd of node " + std::to_string(node) + " runs in " + fabric_dir);
 }
 
+namespace {
+
+// The config file of a daemon started the way `fabric start` starts one (`disd --node-id N
+// --fabric DIR [--config FILE]`), made absolute against its working directory; nullopt inside
+// when it has other options too.
+std::optional<std::optional<std::string>> fabric_start_form(const DaemonProcess& daemon) {
+    std::optional<std::string> config;
+    for (std::size_t i = 1; i < daemon.argv.size(); i += 2) {
+        const std::string& a = daemon.argv[i];
+        if (i + 1 >= daemon.argv.size() || (a != "--node-id" && a != "--fabric" && a != "--config"))
+            return std::nullopt;
+        if (a == "--config")
+            config = (std::filesystem::path(daemon.cwd) / daemon.argv[i + 1]).string();
+    }
+    return config;
+}
+
+} // namespace
+
 void restart_daemon(const std::string& fabric_dir, std::uint32_t node,
                     const DaemonProcess& daemon) {
-    const std::string log = fabric_dir + "/disd-" + std::to_string(node) + ".log";
-    pid_t pid = spawn(daemon.argv, {}, true, log, daemon.cwd);
-    // Not our child to keep: it belongs to the fabric like the others (`fabric stop`).
-    std::thread([pid] {
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-    }).detach();
+    if (auto config = fabric_start_form(daemon)) {
+        // Through the one start path, which also records its new pid for `fabric stop`.
+        fabric::StartOptions so;
+        so.fabric_dir = fabric_dir;
+        so.node_ids = {node};
+        so.config_file = *config;
+        so.disd_path = daemon.argv[0];
+        fabric::start_local_fabric(so);
+    } else {
+        // Started some other way: the same command line again, in its own session.
+        const std::string log = fabric_dir + "/disd-" + std::to_string(node) + ".log";
+        pid_t pid = spawn(daemon.argv, {}, true, log, daemon.cwd);
+        std::thread([pid] {
+            int status = 0;
+            ::waitpid(pid, &status, 0);
+        }).detach();
+    }
     bool up = wait_for(
         [&] {
             try {
