@@ -25,7 +25,7 @@ _dis_tool() {
     fi
 
     local global="-o --output -v --verbose -h --help --version"
-    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor diag"
+    local nouns="pci iommu p2p device fabric topology probe segment bench exporter monitor diag qualify"
     local src="--dump --sysfs-root"
     local fab="--fabric"
     local bench_common="-r --remote-node -s --sizes -n --iterations -w --warmup -d --duration
@@ -42,7 +42,7 @@ _dis_tool() {
         COMPREPLY=($(compgen -W "0 1 9" -- "$cur"))
         return
         ;;
-    --dump | -c | --config | --basic-auth | --state)
+    --dump | -c | --config | --basic-auth | --state | -p | --plan | --junit | --report)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -128,6 +128,7 @@ _dis_tool() {
     exporter) opts="--listen --basic-auth --fabric-timeout $fab $src" ;;
     diag) opts="-V --clear --strict --state --config --sysfs-root --no-host --lendable --no-loopback --timeout $fab" ;;
     monitor) opts="-d --delay -n --iterations -C --no-color --once --node-timeout --pcie-interval $fab $src" ;;
+    qualify) opts="-p --plan --junit --report --check $fab" ;;
     bench)
         verbs="pio-latency pio-bw dma-bw dma-latency intr-latency data-intr-latency device-cycle device-copy serve"
         case $verb in

@@ -94,6 +94,9 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
     }
     if (pid == 0) {
         die_with_parent(parent);
+        // A process group of its own: a terminal's Ctrl-C goes to the caller, which decides
+        // (dis-tool qualify finishes its current step first); the child dies with it anyway.
+        setpgid(0, 0);
         dup2(err_pipe[1], STDERR_FILENO);
         execve(cargv[0], cargv.data(), cenv.data());
         _exit(127);

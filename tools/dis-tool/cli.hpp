@@ -73,5 +73,6 @@ void register_bench_commands(CLI::App& app, Context& ctx);
 void register_exporter_commands(CLI::App& app, Context& ctx); // exporter (Prometheus)
 void register_monitor_commands(CLI::App& app, Context& ctx);  // monitor (ncurses)
 void register_diag_commands(CLI::App& app, Context& ctx);     // diag (health check)
+void register_qualify_commands(CLI::App& app, Context& ctx);  // qualify --plan FILE
 
 } // namespace dis::cli

@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
     register_exporter_commands(app, ctx);
     register_monitor_commands(app, ctx);
     register_diag_commands(app, ctx);
+    register_qualify_commands(app, ctx);
 
     const bool json = json_requested(argc, argv);
     std::vector<std::string> words = normalize_arguments(argc, argv);
