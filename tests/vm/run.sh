@@ -8,7 +8,7 @@
 # Environment: DIS_VM_CACHE (kernel cache, see scripts/vm-install-deps.sh), DIS_VM_ACCEL
 # (kvm, tcg or auto; default auto: KVM when /dev/kvm opens and the guest kernel starts under
 # it, else TCG), DIS_VM_KVM_PROBE (seconds KVM gets to print the kernel's first line, default
-# 10), DIS_VM_TIMEOUT (probe plus boot in seconds, default 240), DIS_VM_OUT (results
+# 10), DIS_VM_TIMEOUT (probe plus boot in seconds, default 290), DIS_VM_OUT (results
 # directory, default BUILD_DIR/vm/results).
 # Exit 0 only when the guest printed "VM-RESULT: N passed, 0 failed", every host-side
 # comparison passed, and the comparison's self-test caught every planted error. A VM that
@@ -18,7 +18,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 build_arg="${1:-$repo/build}"
 cache="${DIS_VM_CACHE:-$repo/build/vm/cache}"
-timeout_s="${DIS_VM_TIMEOUT:-240}"
+timeout_s="${DIS_VM_TIMEOUT:-290}"
 kvm_probe_s="${DIS_VM_KVM_PROBE:-10}"
 accel_wanted="${DIS_VM_ACCEL:-auto}"
 
