@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include "dis/error.hpp"
+#include "dis/exec_args.hpp"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -13,8 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-
-extern char** environ;
 
 namespace dis::bench::detail {
 
@@ -56,30 +55,9 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 
 ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
                                  const std::vector<std::string>& env) {
-    if (argv.empty())
-        throw Error(ErrorKind::invalid_input, "empty command line for a child process");
     // Everything the child needs is prepared before fork: it only calls async-signal-safe
     // functions afterwards.
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) {
-        std::string entry = *e;
-        bool overridden = false;
-        for (const auto& add : env) {
-            auto eq = add.find('=');
-            if (entry.compare(0, eq + 1, add, 0, eq + 1) == 0)
-                overridden = true;
-        }
-        if (!overridden)
-            env_strings.push_back(std::move(entry));
-    }
-    env_strings.insert(env_strings.end(), env.begin(), env.end());
-    std::vector<char*> cargv, cenv;
-    for (const auto& a : argv)
-        cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const auto& e : env_strings)
-        cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
+    const ExecArgs exec(argv, env);
 
     int err_pipe[2];
     if (pipe2(err_pipe, O_CLOEXEC) != 0)
@@ -98,7 +76,7 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
         // (dis-tool qualify finishes its current step first); the child dies with it anyway.
         setpgid(0, 0);
         dup2(err_pipe[1], STDERR_FILENO);
-        execve(cargv[0], cargv.data(), cenv.data());
+        execve(exec.path(), exec.argv(), exec.envp());
         _exit(127);
     }
     close(err_pipe[1]);

@@ -3,6 +3,7 @@
 #include "steps.hpp"
 
 #include "dis/error.hpp"
+#include "dis/exec_args.hpp"
 #include "dis/lending_client.hpp"
 #include "dis/lending_model.hpp"
 #include "dis/lending_states.hpp"
@@ -21,8 +22,6 @@
 #include <optional>
 #include <thread>
 
-extern char** environ;
-
 namespace dis::qualify {
 
 namespace detail {
@@ -39,24 +38,7 @@ double seconds_since(Clock::time_point start) {
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
             bool new_session, const std::string& log, const std::string& cwd = "",
             int err_fd = -1) {
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) {
-        std::string entry = *e;
-        bool overridden = false;
-        for (const auto& add : env)
-            if (entry.compare(0, add.find('=') + 1, add, 0, add.find('=') + 1) == 0)
-                overridden = true;
-        if (!overridden)
-            env_strings.push_back(std::move(entry));
-    }
-    env_strings.insert(env_strings.end(), env.begin(), env.end());
-    std::vector<char*> cargv, cenv;
-    for (const auto& a : argv)
-        cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const auto& e : env_strings)
-        cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
+    const ExecArgs exec(argv, env);
     UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
     UniqueFd out_fd(
         log.empty()
@@ -79,7 +61,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
         ::close_range(3, ~0U, 0); // nothing of ours (a caller's pipe) outlives us in it
         if (!cwd.empty() && ::chdir(cwd.c_str()) != 0)
             _exit(126);
-        ::execve(cargv[0], cargv.data(), cenv.data());
+        ::execve(exec.path(), exec.argv(), exec.envp());
         _exit(127);
     }
     return pid;
