@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Benchmark: one Prometheus scrape of `dis-tool exporter` on a generated /sys of 1,000 PCIe
 # functions plus a 16-node software fabric holding 1,000 segments (every tenth one connected
-# from the next node). Goals (issue 11): median at most 100 ms, p99 at most 250 ms.
+# from the next node) and lending 2 epf-test devices per node (-D), one of them borrowed.
+# Goals (issue 11): median at most 100 ms, p99 at most 250 ms.
 #
-# Usage: scripts/bench-exporter.sh [-n SCRAPES] [-d DEVICES] [-N NODES] [-s SEGMENTS] [-b BUILD]
+# Usage: scripts/bench-exporter.sh [-n SCRAPES] [-d DEVICES] [-N NODES] [-s SEGMENTS]
+#        [-D LENT_PER_NODE] [-b BUILD]
 # Scrapes one after another with curl (wall time of the whole HTTP request, as Prometheus
 # sees it), after 3 warm-up scrapes. Every scrape is checked: it must carry one
-# dis_pcie_device_info series per device, the fabric's segment total and every node up, or
-# the run fails. Also prints the exporter's CPU time per scrape (from /proc/PID/stat).
+# dis_pcie_device_info series per device, the fabric's segment total, every node up and one
+# dis_device_info series per lent device with the lending collector's success, or the run
+# fails. Also prints the exporter's CPU time per scrape (from /proc/PID/stat).
 # Prints the figures; exits 1 when a goal is missed or a scrape is wrong, 2 on usage errors.
 set -euo pipefail
 
@@ -16,16 +19,18 @@ scrapes=100
 devices=1000
 nodes=16
 segments=1000
+lent=2
 build=${DIS_BUILD:-$here/build}
 
-while getopts "n:d:N:s:b:h" opt; do
+while getopts "n:d:N:s:D:b:h" opt; do
     case $opt in
     n) scrapes=$OPTARG ;;
     d) devices=$OPTARG ;;
     N) nodes=$OPTARG ;;
     s) segments=$OPTARG ;;
+    D) lent=$OPTARG ;;
     b) build=$OPTARG ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 tool=$build/tools/dis-tool
@@ -39,9 +44,11 @@ command -v curl >/dev/null || { echo "bench-exporter: curl not installed" >&2; e
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-exporter.XXXXXX")
 fabric=$work/fabric
 exporter_pid=
+borrow_pid=
 hold=
 cleanup() {
     [[ -n $exporter_pid ]] && kill "$exporter_pid" 2>/dev/null
+    [[ -n $borrow_pid ]] && kill "$borrow_pid" 2>/dev/null
     [[ -n $hold ]] && exec {hold}>&-
     wait 2>/dev/null || true
     "$tool" fabric stop --fabric "$fabric" >/dev/null 2>&1 || true
@@ -51,7 +58,19 @@ trap cleanup EXIT
 
 made=$("$gen" "$work/sys" "$devices")
 [[ $made == "$devices" ]] || { echo "bench-exporter: generated $made devices" >&2; exit 1; }
-"$tool" fabric start --nodes "$nodes" --fabric "$fabric" >/dev/null
+for ((i = 0; i < nodes; i++)); do
+    echo "node $((4 * (i + 1)))"
+    for ((k = 0; k < lent; k++)); do
+        echo "device $((4 * (i + 1))) epf-test name=ep$i-$k"
+    done
+done >"$work/fabric.conf"
+"$tool" fabric start --config "$work/fabric.conf" --fabric "$fabric" >/dev/null
+# One lease held for the whole run, so that lease series are in every scrape.
+if ((lent > 0)); then
+    "$tool" device borrow 0x40000 --fabric "$fabric" --local-node 8 --hold \
+        >"$work/borrow.out" 2>&1 &
+    borrow_pid=$!
+fi
 
 # Fillers read a FIFO this script holds open: closing it ends them all. Each filler closes
 # its inherited copy, or none would ever see the end.
@@ -91,6 +110,14 @@ check_scrape() {
     [[ $total == "$segments" ]] || { echo "bench-exporter: a scrape counted $total segments, not $segments" >&2; return 1; }
     up=$(awk '/^dis_fabric_nodes_up / {print $2}' "$file")
     [[ $up == "$nodes" ]] || { echo "bench-exporter: a scrape saw $up nodes up, not $nodes" >&2; return 1; }
+    n=$(grep -c '^dis_device_info{' "$file" || true)
+    [[ $n == "$((nodes * lent))" ]] || { echo "bench-exporter: a scrape had $n lent-device series, not $((nodes * lent))" >&2; return 1; }
+    grep -q '^dis_scrape_collector_success{collector="lending"} 1$' "$file" ||
+        { echo "bench-exporter: the lending collector did not succeed" >&2; return 1; }
+    if ((lent > 0)); then
+        grep -q '^dis_device_lease_remaining_seconds{' "$file" ||
+            { echo "bench-exporter: no lease in a scrape ($(cat "$work/borrow.out"))" >&2; return 1; }
+    fi
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$exporter_pid/stat"; }
@@ -113,12 +140,12 @@ series=$(grep -vc '^#' "$work/scrape.txt")
 bytes=$(wc -c <"$work/scrape.txt")
 
 printf '%s\n' "${samples[@]}" | sort -g | awk -v n="$scrapes" -v dev="$devices" \
-    -v nodes="$nodes" -v segs="$segments" -v series="$series" -v bytes="$bytes" -v cpu="$cpu_ms" '
+    -v nodes="$nodes" -v segs="$segments" -v lentdev="$((nodes * lent))" -v series="$series" -v bytes="$bytes" -v cpu="$cpu_ms" '
     { a[NR] = $1 * 1000 }
     END {
         med = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
         i99 = int(0.99 * NR + 0.999999); if (i99 < 1) i99 = 1; p99 = a[i99]
-        printf "exporter scrape: %d PCIe functions, %d nodes, %d segments: %d series, %d bytes\n", dev, nodes, segs, series, bytes
+        printf "exporter scrape: %d PCIe functions, %d nodes, %d segments, %d lent devices: %d series, %d bytes\n", dev, nodes, segs, lentdev, series, bytes
         printf "  %d scrapes (sequential, curl wall time): median %.1f ms (goal <= 100), p99 %.1f ms (goal <= 250), min %.1f, max %.1f\n", n, med, p99, a[1], a[NR]
         printf "  exporter CPU time per scrape: %.1f ms\n", cpu
         bad = (med > 100) || (p99 > 250)
