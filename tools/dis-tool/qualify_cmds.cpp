@@ -154,9 +154,10 @@ void run_qualify(Context& ctx, const QualifyOptions& o) {
             }
         char secs[32];
         std::snprintf(secs, sizeof secs, "%.1f", report.seconds);
-        out << "plan " << report.plan << ": " << report.steps.size() << " steps, " << cases
-            << " cases: " << cases - failed - skipped << " passed, " << failed << " failed, "
-            << skipped << " skipped in " << secs << " s"
+        out << "plan " << report.plan << ": " << report.steps.size()
+            << (report.steps.size() == 1 ? " step, " : " steps, ") << cases
+            << (cases == 1 ? " case: " : " cases: ") << cases - failed - skipped << " passed, "
+            << failed << " failed, " << skipped << " skipped in " << secs << " s"
             << (report.interrupted ? " (interrupted)" : "") << "\n";
         for (const auto& r : report.returned)
             out << "returned " << r << "\n";

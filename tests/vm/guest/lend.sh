@@ -304,6 +304,45 @@ if [ -n "$nvme" ]; then
     fi
 fi
 
+# dis-tool qualify's rebind step on the real kernel (issue 12): 3 lend/unlend cycles of the
+# NVMe controller through the plan file, each checked by reading the namespace back.
+if [ -n "$nvme" ] && [ -n "${sum_before:-}" ] && [ "$pool_kind" = 1 ]; then
+    # The check: the namespace (its block device comes back asynchronously) holds the
+    # pattern written before the lend checks.
+    cat >/tmp/ns-check.sh <<CHECK
+i=0
+while [ \$i -lt 100 ]; do
+    for b in /dev/nvme*n1; do
+        [ -b "\$b" ] && [ "\$(dd if=\$b bs=4096 count=4 2>/dev/null | md5sum | cut -d' ' -f1)" = $sum_before ] && exit 0
+    done
+    sleep 0.1
+    i=\$((i + 1))
+done
+exit 1
+CHECK
+    cat >/tmp/rebind.toml <<PLAN
+[plan]
+name = "vm-rebind"
+
+[[step]]
+name = "rebind"
+kind = "rebind"
+device = "$nvme"
+cycles = 3
+node = 4
+state_dir = "$state"
+check = "sh /tmp/ns-check.sh"
+PLAN
+    echo "+ dis-tool qualify --plan /tmp/rebind.toml" >>"$lend_log"
+    dis-tool qualify --plan /tmp/rebind.toml --junit /tmp/out/rebind.xml >/tmp/q.out 2>&1
+    q_rc=$?
+    cat /tmp/q.out >>"$lend_log"
+    if [ "$q_rc" = 0 ]; then ok "qualify rebind: 3 cycles passed"; else bad "qualify rebind: 3 cycles passed" "exit $q_rc: $(tail -c 300 /tmp/q.out)"; fi
+    check "qualify rebind: the JUnit file has 3 cases and no failure" \
+        sh -c "[ \$(grep -c '<testcase ' /tmp/out/rebind.xml) = 3 ] && ! grep -q '<failure' /tmp/out/rebind.xml"
+    check "nvme bound after qualify rebind" wait_driver "$nvme" nvme
+fi
+
 # The audit log has a row per step.
 dis-tool device history -o json --limit 1000 >/tmp/out/lend-history.json 2>&1
 check "the audit log has lend step rows" grep -q 'lend step 1' /tmp/out/lend-history.json
