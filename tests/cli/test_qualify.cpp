@@ -164,7 +164,9 @@ kind = "diag"
     // nothing is borrowed.
     auto status = run_tool({"fabric", "status", "--fabric", fabric.dir(), "-o", "json"});
     REQUIRE(status.exit_code == 0);
-    for (const auto& n : json::parse(status.out)["nodes"])
+    const auto nodes = json::parse(status.out); // kept: a range-for over a temporary's member
+                                                // would read freed memory
+    for (const auto& n : nodes["nodes"])
         CHECK(n["reachable"] == true);
     check_nothing_borrowed(fabric);
 
