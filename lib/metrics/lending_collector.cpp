@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
+#include <map>
+#include <memory>
+#include <mutex>
 
 namespace dis::metrics {
 
@@ -60,6 +63,13 @@ struct NodeLending {
     std::vector<lending::DeviceView> devices;
 };
 
+// A node's two connections, kept from one scrape to the next (as the fabric collector keeps
+// its own): connecting and saying hello cost more than the requests.
+struct NodeClients {
+    std::shared_ptr<fabric::AdminClient> admin;
+    std::shared_ptr<lending::LenderClient> lender;
+};
+
 class LendingCollector : public SourceCollector {
 public:
     LendingCollector(std::string dir, std::chrono::milliseconds budget)
@@ -72,23 +82,51 @@ private:
     std::string m_name = "lending";
     std::string m_dir;
     std::chrono::milliseconds m_budget;
+    mutable std::mutex m_mutex;
+    mutable std::map<std::uint32_t, NodeClients> m_clients;
 };
 
 std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) const {
     // Two requests per node, one after the other: each gets 4/10 of the budget, which leaves
     // room for the bookkeeping.
     const auto timeout = m_budget * 4 / 10;
+    const auto ids = fabric::node_socket_ids(m_dir);
     std::vector<std::future<NodeLending>> pending;
-    for (auto id : fabric::node_socket_ids(m_dir)) {
-        pending.push_back(std::async(std::launch::async, [this, id, timeout] {
+    for (auto id : ids) {
+        NodeClients kept;
+        {
+            std::lock_guard lock(m_mutex);
+            if (auto it = m_clients.find(id); it != m_clients.end())
+                kept = it->second;
+        }
+        pending.push_back(std::async(std::launch::async, [this, id, timeout, kept] {
             NodeLending n;
             n.id = id;
-            try {
-                n.info = fabric::AdminClient(m_dir, id, timeout).node_info();
-                n.devices = lending::LenderClient(m_dir, id, 0, timeout).list();
+            auto ask = [&](const NodeClients& c) {
+                n.info = c.admin->node_info();
+                n.devices = c.lender->list();
                 n.ok = true;
+            };
+            if (kept.admin && kept.lender) {
+                try {
+                    ask(kept);
+                    return n;
+                } catch (const std::exception&) {
+                    // A restarted daemon or a reply that came too late: start afresh.
+                }
+            }
+            try {
+                NodeClients fresh{std::make_shared<fabric::AdminClient>(m_dir, id, timeout),
+                                  std::make_shared<lending::LenderClient>(m_dir, id, 0, timeout)};
+                ask(fresh);
+                std::lock_guard lock(m_mutex);
+                m_clients[id] = fresh;
             } catch (const std::exception&) {
                 // Dead, frozen or untrusted: this node's series are left out.
+                n = NodeLending{};
+                n.id = id;
+                std::lock_guard lock(m_mutex);
+                m_clients.erase(id);
             }
             return n;
         }));
@@ -96,6 +134,13 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
     std::vector<NodeLending> nodes;
     for (auto& f : pending)
         nodes.push_back(f.get());
+    {
+        // Nodes whose socket went away keep no connection.
+        std::lock_guard lock(m_mutex);
+        std::erase_if(m_clients, [&](const auto& kv) {
+            return std::find(ids.begin(), ids.end(), kv.first) == ids.end();
+        });
+    }
 
     auto info = gauge_family("dis_device_info",
                              "Always 1; identity of a lendable device (name, kind, PCI ids).");
