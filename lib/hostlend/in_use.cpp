@@ -2,7 +2,9 @@
 // up and the console, on the device, the other members of its IOMMU group and its VFs.
 #include "dis/error.hpp"
 #include "dis/hostlend.hpp"
+
 #include "dis/iommu.hpp"
+#include "read_trimmed.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,17 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_trimmed(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in)
-        return {};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
-        s.pop_back();
-    return s;
-}
+using detail::read_trimmed;
 
 std::optional<fs::path> canonical_of(const fs::path& p) {
     std::error_code ec;

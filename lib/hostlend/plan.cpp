@@ -3,6 +3,8 @@
 #include "dis/error.hpp"
 #include "dis/hostlend.hpp"
 
+#include "read_trimmed.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -25,17 +27,7 @@ std::string dev_dir(const pci::Bdf& bdf) {
     return "bus/pci/devices/" + bdf.to_string();
 }
 
-std::string trimmed_file(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in)
-        return {};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
+using detail::read_trimmed;
 
 Step write_step(std::string path, std::string value, std::string what) {
     return {Step::Kind::write, std::move(path), std::move(value), std::move(what)};
@@ -72,7 +64,7 @@ Binding read_binding(const std::string& sysfs_root, const pci::Bdf& bdf) {
     auto link = fs::read_symlink(dir / "driver", ec);
     if (!ec)
         b.driver = link.filename().string();
-    std::string ov = trimmed_file(dir / "driver_override");
+    std::string ov = read_trimmed(dir / "driver_override");
     if (!ov.empty() && ov != "(null)")
         b.driver_override = ov;
     return b;
@@ -103,7 +95,7 @@ Plan lend_plan(const std::string& sysfs_root, const pci::Bdf& bdf) {
         throw Error(ErrorKind::invalid_input,
                     bdf.to_string() + " is bound to vfio-pci already (lent, or assigned to a VM)");
     p.target = {std::string(k_vfio_driver), std::string(k_vfio_driver)};
-    std::istringstream rm(trimmed_file(fs::path(sysfs_root) / dev_dir(bdf) / "reset_method"));
+    std::istringstream rm(read_trimmed(fs::path(sysfs_root) / dev_dir(bdf) / "reset_method"));
     for (std::string m; rm >> m;)
         p.reset_methods.push_back(m);
     p.steps.push_back(override_step(bdf, std::string(k_vfio_driver)));
@@ -157,8 +149,8 @@ Plan vfs_plan(const std::string& sysfs_root, const pci::Bdf& bdf, int count) {
     p.bdf = bdf;
     p.original = read_binding(sysfs_root, bdf);
     p.target = p.original;
-    std::string total = trimmed_file(dir / "sriov_totalvfs");
-    std::string num = trimmed_file(dir / "sriov_numvfs");
+    std::string total = read_trimmed(dir / "sriov_totalvfs");
+    std::string num = read_trimmed(dir / "sriov_numvfs");
     if (total.empty() || num.empty())
         throw Error(ErrorKind::invalid_input,
                     bdf.to_string() + " has no SR-IOV (no sriov_totalvfs in sysfs)");
@@ -245,7 +237,7 @@ std::optional<std::string> RealSysfs::driver(const pci::Bdf& bdf) {
 }
 
 std::string RealSysfs::read(const std::string& path) {
-    return trimmed_file(fs::path(m_root) / path);
+    return read_trimmed(fs::path(m_root) / path);
 }
 
 // ---- execution
