@@ -90,16 +90,21 @@ void reject_unknown(const Line& line, std::initializer_list<const char*> known,
     }
 }
 
-// The text of a `device` line after its NODE word (comment and outer blanks dropped).
+// The text of a `device` line after its NODE word (comment and outer blanks dropped), or ""
+// when there is none. Blanks are the ones split_line's stream extraction skips.
 std::string device_spec_text(const std::string& raw) {
+    static const char* const blanks = " \t\n\v\f\r";
     std::string text = raw.substr(0, raw.find('#'));
     std::size_t pos = 0;
-    for (int word = 0; word < 2; ++word) { // skip "device" and NODE
-        pos = text.find_first_not_of(" \t", pos);
-        pos = text.find_first_of(" \t", pos);
+    for (int word = 0; word < 2 && pos != std::string::npos; ++word) { // "device", NODE
+        pos = text.find_first_not_of(blanks, pos);
+        pos = pos == std::string::npos ? pos : text.find_first_of(blanks, pos);
     }
-    std::size_t begin = text.find_first_not_of(" \t", pos);
-    std::size_t end = text.find_last_not_of(" \t\r");
+    std::size_t begin = pos == std::string::npos ? pos : text.find_first_not_of(blanks, pos);
+    if (begin == std::string::npos) {
+        return std::string();
+    }
+    std::size_t end = text.find_last_not_of(blanks);
     return text.substr(begin, end - begin + 1);
 }
 

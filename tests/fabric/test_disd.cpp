@@ -139,6 +139,11 @@ link 12 4 speed=8GT/s
     bad("node 4 colour=red\n", "colour");
     bad("nodes 4\n", "unknown keyword");
     bad("node 4\nlink 4 8\n", "not declared");
+    // A device line whose words are split by blanks other than space and tab, or that has
+    // no spec after its node (found by fuzz_config: it threw std::out_of_range).
+    bad("device 4\n", "expected 'device NODE");
+    const char fuzzed[] = "device \0\0004\0ooptl\0309\0wng";
+    bad(std::string(fuzzed, sizeof fuzzed - 1), "expected 'device NODE");
 }
 
 TEST_CASE("the daemons report the configured topology through the admin interface",
