@@ -19,7 +19,9 @@ command -v ccache >/dev/null &&
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" "${generator[@]}" "${launcher[@]}" \
-  -DDIS_FUZZ=ON -DDIS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DDIS_FUZZ=ON -DDIS_WERROR=ON -DCMAKE_UNITY_BUILD=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" >/dev/null
 cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}"
 
 artifacts=$(cd "$build" && pwd -P)/fuzz-artifacts

@@ -14,7 +14,11 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 # GCC 12 reports false maybe-uninitialized warnings inside libstdc++'s <regex> when ASan
 # instruments it, and false restrict warnings inside std::string's assignment of a short
 # literal (GCC bug 105329); the regular build keeps both warnings errors.
-cmake -S . -B "$build" "${generator[@]}" -DDIS_SANITIZE=ON -DDIS_WERROR=ON \
+# -O1 -g1 (line tables: file:line in every report) and a unity build: a third of the compile
+# time of -O2 -g, with the same instrumentation.
+cmake -S . -B "$build" "${generator[@]}" -DDIS_SANITIZE=ON -DDIS_WERROR=ON -DCMAKE_UNITY_BUILD=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized -Wno-error=restrict" >/dev/null
 # Only what these tests run: the tool, the daemon and the two test executables.
 targets=(dis-tool disd dis_cli_tests)

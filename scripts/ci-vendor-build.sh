@@ -39,8 +39,11 @@ find "$prefix" -type f -o -type l | sort
 
 echo "== 2. the toolkit against DIS_SISCI_ROOT=$prefix"
 vendor=$work/vendor-build
+# No optimisation and no debug information (this build proves what compiles and links against
+# the prefix, and runs two commands), and no unity build: each source alone must include what
+# it uses, which the CI's batched builds would not notice.
 cmake -S . -B "$vendor" "${generator[@]}" -DDIS_WERROR=ON -DDIS_BUILD_TESTS=OFF \
-  -DDIS_SISCI_ROOT="$prefix" >/dev/null
+  -DCMAKE_BUILD_TYPE=None -DDIS_SISCI_ROOT="$prefix" >/dev/null
 
 echo "== 3. checks"
 db=$vendor/compile_commands.json

@@ -7,6 +7,7 @@
 #include "dis/iommu.hpp"
 #include "dis/pci.hpp"
 #include "dis/readiness.hpp"
+#include "dis/strings.hpp"
 
 namespace dis::diag::detail {
 
@@ -14,13 +15,6 @@ namespace {
 
 pci::Source host_source(const std::string& root) {
     return root == "/sys" ? pci::Source::live() : pci::Source::sysfs(root);
-}
-
-std::string join(const std::vector<std::string>& words) {
-    std::string out;
-    for (const auto& w : words)
-        out += (out.empty() ? "" : ", ") + w;
-    return out;
 }
 
 // The severity an AER counter file reports: fatal and non-fatal errors fail, correctable

@@ -5,6 +5,7 @@
 #include "dis/endpoint_pcitest.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -20,12 +21,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint32_t k_bar_pattern[6] = {0xA0A0A0A0, 0xA1A1A1A1, 0xA2A2A2A2,
                                             0xA3A3A3A3, 0xA4A4A4A4, 0xA5A5A5A5};
 constexpr std::uint64_t k_bar_chunk = 1 << 20; // the kernel's buffer: at most 1 MiB at a time
-
-std::string hex(std::uint64_t v) {
-    std::ostringstream os;
-    os << "0x" << std::hex << v;
-    return os.str();
-}
 
 // The pattern of the consecutive BARs test: the BAR's pattern in the top byte, the offset below.
 std::uint32_t pattern_with_offset(int bar, std::uint64_t offset) {

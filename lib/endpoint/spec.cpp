@@ -3,6 +3,7 @@
 #include "dis/endpoint.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 #include "dis/vfio.hpp"
 
 #include <algorithm>
@@ -122,12 +123,6 @@ std::string size_text(std::uint64_t size) {
         return std::to_string(size >> 10) + "K";
     }
     return std::to_string(size);
-}
-
-std::string hex(std::uint64_t value) {
-    std::ostringstream os;
-    os << "0x" << std::hex << value;
-    return os.str();
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 #include "dis/lending_model.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <cstdio>
 
@@ -10,12 +11,6 @@ namespace dis::lending {
 using json = nlohmann::json;
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 [[noreturn]] void bad(const char* what, const std::string& key) {
     throw Error(ErrorKind::invalid_input, std::string("lending ") + what + ": field '" + key +

@@ -22,12 +22,12 @@ namespace {
 using Labels = std::vector<prometheus::ClientMetric::Label>;
 
 // Node counters exported per node: key in NodeInfo::counters -> series.
-struct CounterSpec {
+struct DeviceCounterSpec {
     const char* key;
     const char* name;
     const char* help;
 };
-constexpr CounterSpec k_counters[] = {
+constexpr DeviceCounterSpec k_device_counters[] = {
     {"borrows_total", "dis_device_borrows_total", "Leases the node's pool granted."},
     {"returns_total", "dis_device_returns_total",
      "Leases returned to the node's pool by their holder (or because its connection closed)."},
@@ -49,12 +49,6 @@ constexpr ReclaimSpec k_reclaims[] = {
     {"reclaims_lender_restart_total", "lender_restart"},
     {"reclaims_device_fault_total", "device_fault"},
 };
-
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%0*x", digits, value);
-    return buf;
-}
 
 struct NodeLending {
     std::uint32_t id = 0;
@@ -152,7 +146,7 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
                                   "Seconds until the device's first-expiring lease ends unless "
                                   "renewed; only while the device is lent.");
     std::vector<prometheus::MetricFamily> counters;
-    for (const auto& spec : k_counters)
+    for (const auto& spec : k_device_counters)
         counters.push_back(counter_family(spec.name, spec.help));
     auto reclaims = counter_family(
         "dis_device_reclaims_total",
@@ -165,8 +159,8 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
             continue;
         }
         const std::string node = std::to_string(n.id);
-        for (std::size_t i = 0; i < std::size(k_counters); ++i) {
-            auto it = n.info.counters.find(k_counters[i].key);
+        for (std::size_t i = 0; i < std::size(k_device_counters); ++i) {
+            auto it = n.info.counters.find(k_device_counters[i].key);
             if (it != n.info.counters.end())
                 add_sample(counters[i], {{"node", node}}, static_cast<double>(it->second));
         }
@@ -183,9 +177,9 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
             Labels identity = id;
             identity.push_back({"name", st.info.name});
             identity.push_back({"kind", d.kind});
-            identity.push_back({"vendor_id", hex(st.info.vendor_id, 4)});
-            identity.push_back({"device_id", hex(st.info.device_id, 4)});
-            identity.push_back({"class_id", hex(st.info.class_code, 6)});
+            identity.push_back({"vendor_id", "0x" + pci::to_hex(st.info.vendor_id, 4)});
+            identity.push_back({"device_id", "0x" + pci::to_hex(st.info.device_id, 4)});
+            identity.push_back({"class_id", "0x" + pci::to_hex(st.info.class_code, 6)});
             identity.push_back({"physfn", d.physfn ? lending::to_string(*d.physfn) : ""});
             add_sample(info, identity, 1);
             for (auto s : lending::k_all_states) {

@@ -12,17 +12,11 @@ namespace {
 
 using Labels = std::vector<prometheus::ClientMetric::Label>;
 
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%0*x", digits, value);
-    return buf;
-}
-
 Labels address_labels(const pci::Bdf& bdf) {
-    return {{"segment", hex(bdf.domain, 4)},
-            {"bus", hex(bdf.bus, 2)},
-            {"device", hex(bdf.device, 2)},
-            {"function", hex(bdf.function, 1)}};
+    return {{"segment", pci::to_hex(bdf.domain, 4)},
+            {"bus", pci::to_hex(bdf.bus, 2)},
+            {"device", pci::to_hex(bdf.device, 2)},
+            {"function", pci::to_hex(bdf.function, 1)}};
 }
 
 Labels with(Labels labels, std::string name, std::string value) {
@@ -101,12 +95,12 @@ std::vector<prometheus::MetricFamily> PciCollector::collect(bool& complete) cons
     for (const auto& d : topology.devices()) {
         const auto labels = address_labels(d.bdf);
         Labels id = labels;
-        id.push_back({"vendor_id", "0x" + hex(d.vendor_id, 4)});
-        id.push_back({"device_id", "0x" + hex(d.device_id, 4)});
-        id.push_back({"subsystem_vendor_id", "0x" + hex(d.subsystem_vendor_id, 4)});
-        id.push_back({"subsystem_device_id", "0x" + hex(d.subsystem_device_id, 4)});
-        id.push_back({"class_id", "0x" + hex(d.class_id, 4)});
-        id.push_back({"revision", "0x" + hex(d.revision, 2)});
+        id.push_back({"vendor_id", "0x" + pci::to_hex(d.vendor_id, 4)});
+        id.push_back({"device_id", "0x" + pci::to_hex(d.device_id, 4)});
+        id.push_back({"subsystem_vendor_id", "0x" + pci::to_hex(d.subsystem_vendor_id, 4)});
+        id.push_back({"subsystem_device_id", "0x" + pci::to_hex(d.subsystem_device_id, 4)});
+        id.push_back({"class_id", "0x" + pci::to_hex(d.class_id, 4)});
+        id.push_back({"revision", "0x" + pci::to_hex(d.revision, 2)});
         id.push_back({"driver", d.driver.value_or("")});
         id.push_back({"port_type", d.port_type ? pci::to_string(*d.port_type) : ""});
         add_sample(info, id, 1);

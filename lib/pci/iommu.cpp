@@ -1,5 +1,6 @@
 // IOMMU groups: the kernel's grouping rules applied to a Topology snapshot.
 #include "dis/iommu.hpp"
+#include "dis/strings.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -21,16 +22,6 @@ constexpr bool AcsBits::*k_required_flags[] = {
     &AcsBits::cmplt_redir,
     &AcsBits::upstream_fwd,
 };
-
-std::string join(const std::vector<std::string>& parts, const char* sep = ", ") {
-    std::string out;
-    for (const auto& p : parts) {
-        if (!out.empty())
-            out += sep;
-        out += p;
-    }
-    return out;
-}
 
 std::string join_bdfs(const std::vector<Bdf>& bdfs) {
     std::vector<std::string> parts;

@@ -2,6 +2,7 @@
 #include "dis/p2p.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -33,13 +34,6 @@ constexpr AllowedHostBridge k_allowed_host_bridges[] = {
     {k_vendor_intel, 0x2020, false},        {k_vendor_intel, 0x09a2, false}, // Ice Lake-SP
     {k_vendor_google, k_any_device, false},                                  // Google SoCs
 };
-
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : ", ") + p;
-    return out;
-}
 
 // pci_bridge_has_acs_redir(): ReqRedir, CmpltRedir or EgressCtrl enabled in ACS control.
 std::vector<std::string> acs_redirect_bits(const Device& device) {

@@ -3,6 +3,7 @@
 #include "dis/readiness.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -21,13 +22,6 @@ std::string size_text(std::uint64_t bytes) {
         ++u;
     }
     return std::to_string(v) + " " + units[u];
-}
-
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : ", ") + p;
-    return out;
 }
 
 // Reset methods the kernel could use, derived from config space when sysfs has no

@@ -2,7 +2,7 @@
 
 #include "dis/error.hpp"
 
-extern char** environ;
+#include <unistd.h> // environ (a GNU extension: g++ defines _GNU_SOURCE)
 
 namespace dis {
 

@@ -4,6 +4,7 @@
 #include "dis/error.hpp"
 #include "dis/hostlend.hpp"
 #include "dis/readiness.hpp"
+#include "dis/strings.hpp"
 
 #include <cctype>
 #include <memory>
@@ -53,13 +54,6 @@ std::uint64_t parse_size(const std::string& text) {
     if (value > (UINT64_MAX >> shift))
         throw Error(ErrorKind::invalid_input, "window size '" + text + "' is too large");
     return value << shift;
-}
-
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : ", ") + p;
-    return out;
 }
 
 void run_check(Context& ctx, const DeviceCheckOptions& opts) {

@@ -6,6 +6,7 @@
 #include "dis/error.hpp"
 #include "dis/hostlend.hpp"
 #include "dis/readiness.hpp"
+#include "dis/strings.hpp"
 
 #include <iostream>
 #include <memory>
@@ -40,13 +41,6 @@ std::string state_dir_of(const HostLendOptions& o) {
 }
 pci::Topology scan_of(const HostLendOptions& o) {
     return pci::scan(o.sysfs_root.empty() ? pci::Source::live() : pci::Source::sysfs(o.sysfs_root));
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-    std::string s;
-    for (const auto& x : v)
-        s += (s.empty() ? "" : sep) + x;
-    return s;
 }
 
 // One audit row per step; a lender that stops answering half-way does not stop a rollback.

@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "dis/iommu.hpp"
+#include "dis/strings.hpp"
 
 #include <memory>
 #include <ostream>
@@ -15,13 +16,6 @@ struct IommuOptions {
     PciSourceOptions source;
     std::vector<std::string> devices;
 };
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : sep) + p;
-    return out;
-}
 
 void run_iommu(Context& ctx, const IommuOptions& opts) {
     std::set<pci::Bdf> wanted;

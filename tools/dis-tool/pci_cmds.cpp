@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "dis/pci.hpp"
+#include "dis/strings.hpp"
 
 #include <iostream>
 #include <memory>
@@ -27,13 +28,6 @@ std::string notes(const pci::Device& d) {
 
 std::string optional_int(const std::optional<int>& v) {
     return v ? std::to_string(*v) : "";
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep) {
-    std::string s;
-    for (const auto& i : items)
-        s += (s.empty() ? "" : sep) + i;
-    return s;
 }
 
 std::string size_text(std::uint64_t size) {

@@ -4,26 +4,17 @@
 // the last 2 ms, else polls every 1 ms, and with no borrowed epf-test device it sleeps on a
 // condition variable. It also watches for commands left pending past --command-timeout (a
 // device that stopped responding): that device is quarantined and its borrowers told.
+#include "cpu_relax.hpp"
 #include "daemon.hpp"
 
 #include "dis/lending_model.hpp"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 namespace dis::disd {
 
 namespace {
 
-constexpr auto k_spin_window = std::chrono::milliseconds(2);
+constexpr auto k_device_spin_window = std::chrono::milliseconds(2);
 constexpr auto k_idle_poll = std::chrono::milliseconds(1);
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-}
 
 } // namespace
 
@@ -71,7 +62,7 @@ void Daemon::device_engine_main() {
             }
         }
     };
-    auto last_work = clock::now() - k_spin_window;
+    auto last_work = clock::now() - k_device_spin_window;
     for (;;) {
         if (generation != m_devices_generation.load()) {
             refresh();
@@ -120,7 +111,7 @@ void Daemon::device_engine_main() {
             });
             continue;
         }
-        if (clock::now() - last_work < k_spin_window) {
+        if (clock::now() - last_work < k_device_spin_window) {
             lock.unlock();
             for (int i = 0; i < 64; ++i) {
                 cpu_relax();

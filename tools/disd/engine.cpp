@@ -3,6 +3,7 @@
 // mappings of the segments' memory and signals completion through a shared futex word. It
 // spins briefly after activity (low latency for back-to-back transfers) and then sleeps on
 // the doorbell futex, which clients bump only while the engine says it is asleep.
+#include "cpu_relax.hpp"
 #include "daemon.hpp"
 
 #include "sisci_error.h"
@@ -167,12 +168,6 @@ private:
     int m_contended_windows = 0;
     int m_state = 0; // 0: anywhere; cpu + 1: on it; -(cpu + 1): anywhere but it
 };
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 } // namespace
 
