@@ -227,4 +227,27 @@ TEST_CASE("pci scan rejects bad sysfs roots", "[pci][sysfs]") {
     s.add("0000:00:03.0", s.root() / "devices/pci0000:00",
           pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1), true);
     CHECK(kind_of(s.root().string()) == dis::ErrorKind::invalid_input);
+
+    // A link whose words stay inside the tree but that leaves it through a linked directory
+    // is refused as well: the check follows links the way the kernel (and libpci) will.
+    FakeSysfs t;
+    dis::test::TempDir outside;
+    auto fn = pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1);
+    fs::create_directories(outside.path() / "pci0000:00/0000:00:04.0");
+    dis::test::write_file(outside.path() / "pci0000:00/0000:00:04.0/config", fn.bytes);
+    fs::create_directories(t.root() / "devices");
+    fs::create_directory_symlink(outside.path() / "pci0000:00", t.root() / "devices/pci0000:00");
+    fs::create_directories(t.root() / "bus/pci/devices");
+    fs::create_symlink("../../../devices/pci0000:00/0000:00:04.0",
+                       t.root() / "bus/pci/devices/0000:00:04.0");
+    CHECK(kind_of(t.root().string()) == dis::ErrorKind::invalid_input);
+
+    // A tree named through a link to it is read like the tree itself.
+    FakeSysfs u;
+    u.add("0000:00:05.0", u.root() / "devices/pci0000:00", fn);
+    dis::test::TempDir names;
+    fs::create_directory_symlink(u.root(), names.path() / "sys");
+    auto topo = dis::pci::scan(dis::pci::Source::sysfs((names.path() / "sys").string()));
+    REQUIRE(topo.devices().size() == 1);
+    CHECK(topo.devices()[0].vendor_id == 0x1af4);
 }
