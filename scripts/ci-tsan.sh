@@ -24,7 +24,7 @@ cmake -S . -B "$build" "${generator[@]}" -DDIS_TSAN=ON -DDIS_WERROR=ON -DCMAKE_U
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_CXX_FLAGS="-Wno-error=maybe-uninitialized" >/dev/null
-targets=(dis-tool disd dis_cli_tests)
+targets=(dis-tool disd dis_cli_fabric_tests)
 cmake --build "$build" --target help | grep -qw dis_fabric_tests && targets+=(dis_fabric_tests)
 cmake --build "$build" -j2 --target "${targets[@]}"
 
