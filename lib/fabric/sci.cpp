@@ -1,6 +1,8 @@
 // The SISCI RAII layer of libdis (sci.hpp) and its one error table.
 #include "sci.hpp"
 
+#include "dis/strings.hpp"
+
 #include <cstring>
 #include <ctime>
 
@@ -91,9 +93,7 @@ std::string error_string(sci_error_t err) {
 }
 
 std::string failure_text(const std::string& what, sci_error_t err) {
-    char code[16];
-    std::snprintf(code, sizeof code, "0x%x", static_cast<unsigned>(err));
-    return what + " failed: " + error_string(err) + " (" + code + ")";
+    return what + " failed: " + error_string(err) + " (" + hex(static_cast<unsigned>(err)) + ")";
 }
 
 void throw_error(const std::string& what, sci_error_t err) {
@@ -313,16 +313,6 @@ void RemoteDataInterrupt::trigger(const void* data, unsigned int length) {
 
 // ---- SmartIO devices -----------------------------------------------------------------------
 
-namespace {
-
-std::string fdid_text(std::uint32_t fdid) {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "0x%x", fdid);
-    return hex;
-}
-
-} // namespace
-
 DeviceInfo device_info(std::uint32_t fdid) {
     sci_smartio_device_info_t info{};
     sci_smartio_query_device_t query{};
@@ -331,7 +321,7 @@ DeviceInfo device_info(std::uint32_t fdid) {
     query.data = &info;
     sci_error_t err = SCI_ERR_OK;
     SCIQuery(SCI_Q_DEVICE, &query, SCI_NO_FLAGS, &err);
-    check(err, ("SCIQuery(SCI_Q_DEVICE_INFO, fdid " + fdid_text(fdid) + ")").c_str());
+    check(err, ("SCIQuery(SCI_Q_DEVICE_INFO, fdid " + hex(fdid) + ")").c_str());
     DeviceInfo d;
     d.fdid = info.fdid;
     d.node_id = info.nodeid;
@@ -360,7 +350,7 @@ Device::Device(sci_desc_t sd, std::uint32_t fdid, bool exclusive) : m_fdid(fdid)
     sci_error_t err = SCI_ERR_OK;
     SCIBorrowDevice(sd, &m_device, fdid, exclusive ? SCI_FLAG_EXCLUSIVE : SCI_NO_FLAGS, &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCIBorrowDevice(fdid " + fdid_text(fdid) + ")", err);
+        throw_error("SCIBorrowDevice(fdid " + hex(fdid) + ")", err);
 }
 
 Device::~Device() {
@@ -374,14 +364,14 @@ void Device::give_back() {
     SCIReturnDevice(m_device, SCI_NO_FLAGS, &err);
     m_device = nullptr;
     if (err != SCI_ERR_OK)
-        throw_error("SCIReturnDevice(fdid " + fdid_text(m_fdid) + ")", err);
+        throw_error("SCIReturnDevice(fdid " + hex(m_fdid) + ")", err);
 }
 
 void Device::release_exclusive() {
     sci_error_t err = SCI_ERR_OK;
     SCIReleaseExclusiveBorrow(m_device, SCI_NO_FLAGS, &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCIReleaseExclusiveBorrow(fdid " + fdid_text(m_fdid) + ")", err);
+        throw_error("SCIReleaseExclusiveBorrow(fdid " + hex(m_fdid) + ")", err);
 }
 
 std::optional<Device::Interrupt> Device::wait_interrupt(std::chrono::milliseconds timeout) {
@@ -393,7 +383,7 @@ std::optional<Device::Interrupt> Device::wait_interrupt(std::chrono::millisecond
     if (err == SCI_ERR_TIMEOUT)
         return std::nullopt;
     if (err != SCI_ERR_OK)
-        throw_error("SCIDisWaitForDeviceInterrupt(fdid " + fdid_text(m_fdid) + ")", err);
+        throw_error("SCIDisWaitForDeviceInterrupt(fdid " + hex(m_fdid) + ")", err);
     return irq;
 #else
     (void)timeout;
@@ -410,7 +400,7 @@ DeviceSegment::DeviceSegment(const Device& device, unsigned int memtype, std::ui
     sci_error_t err = SCI_ERR_OK;
     SCICreateDeviceSegment(device.handle(), id, size, memtype, hints, SCI_NO_FLAGS, &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCICreateDeviceSegment(fdid " + fdid_text(device.fdid()) + ")", err);
+        throw_error("SCICreateDeviceSegment(fdid " + hex(device.fdid()) + ")", err);
     connect(device, memtype, id);
 }
 
@@ -419,7 +409,7 @@ void DeviceSegment::connect(const Device& device, unsigned int memtype, std::uin
     SCIConnectDeviceSegment(device.handle(), &m_segment, id, memtype, nullptr, nullptr,
                             SCI_NO_FLAGS, &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCIConnectDeviceSegment(fdid " + fdid_text(device.fdid()) + ", " +
+        throw_error("SCIConnectDeviceSegment(fdid " + hex(device.fdid()) + ", " +
                         (memtype == SCI_MEMTYPE_BAR ? "BAR " : "segment ") + std::to_string(id) +
                         ")",
                     err);
@@ -459,7 +449,7 @@ DeviceMapping::DeviceMapping(const Device& device, sci_local_segment_t segment, 
     SCIMapLocalSegmentForDevice(segment, adapter, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS,
                                 &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCIMapLocalSegmentForDevice(fdid " + fdid_text(device.fdid()) + ")", err);
+        throw_error("SCIMapLocalSegmentForDevice(fdid " + hex(device.fdid()) + ")", err);
 }
 
 DeviceMapping::DeviceMapping(const Device& device, sci_remote_segment_t segment, std::size_t offset,
@@ -468,7 +458,7 @@ DeviceMapping::DeviceMapping(const Device& device, sci_remote_segment_t segment,
     sci_error_t err = SCI_ERR_OK;
     SCIMapRemoteSegmentForDevice(segment, m_device, &m_io_addr, offset, size, SCI_NO_FLAGS, &err);
     if (err != SCI_ERR_OK)
-        throw_error("SCIMapRemoteSegmentForDevice(fdid " + fdid_text(device.fdid()) + ")", err);
+        throw_error("SCIMapRemoteSegmentForDevice(fdid " + hex(device.fdid()) + ")", err);
 }
 
 DeviceMapping::~DeviceMapping() {

@@ -2,9 +2,9 @@
 #include "dis/lending_fdid.hpp"
 
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <charconv>
-#include <cstdio>
 
 namespace dis::lending {
 
@@ -39,9 +39,7 @@ Fdid make_fdid(std::uint64_t node_id, std::uint64_t index) {
 }
 
 std::string to_string(Fdid fdid) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", fdid.value);
-    return buf;
+    return hex(fdid.value);
 }
 
 } // namespace dis::lending
