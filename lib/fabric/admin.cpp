@@ -50,10 +50,11 @@ struct AdminClient::Impl {
     std::uint32_t node_id;
     wire::Channel channel;
 
-    nlohmann::json call(const std::string& op) {
+    nlohmann::json call(const std::string& op, nlohmann::json request = nlohmann::json::object()) {
         wire::Message m;
+        request["op"] = op;
         try {
-            m = channel.call({{"op", op}});
+            m = channel.call(request);
         } catch (const wire::WireError& e) {
             throw Error(ErrorKind::fabric_down,
                         "node " + std::to_string(node_id) + ": " + e.what());
@@ -106,8 +107,11 @@ std::vector<SegmentInfo> AdminClient::segments() {
     return parse_reply<std::vector<SegmentInfo>>(m_impl->call("segments"), "segments");
 }
 
-std::vector<LinkInfo> AdminClient::links() {
-    return parse_reply<std::vector<LinkInfo>>(m_impl->call("links"), "links");
+std::vector<LinkInfo> AdminClient::links(bool probe) {
+    nlohmann::json request = nlohmann::json::object();
+    if (!probe)
+        request["probe"] = false;
+    return parse_reply<std::vector<LinkInfo>>(m_impl->call("links", std::move(request)), "links");
 }
 
 void AdminClient::shutdown() {

@@ -1,9 +1,12 @@
 // Software-fabric series: every node daemon in the fabric directory is asked in parallel
-// through AdminClient with the collector's budget as timeout. A node that is dead (stale
+// (dis/fabric_sample.hpp) with the collector's budget as timeout. A node that is dead (stale
 // socket) or frozen (a stopped daemon) gets dis_fabric_node_up 0, no other series, and makes
-// the scrape's collector_success 0.
+// the scrape's collector_success 0; the links to it are down.
 #include "dis/fabric_sample.hpp"
 #include "dis/metrics.hpp"
+
+#include <memory>
+#include <mutex>
 
 namespace dis::metrics {
 
@@ -57,12 +60,23 @@ private:
     std::string m_name = "fabric";
     std::string m_dir;
     std::chrono::milliseconds m_budget;
+    // One admin connection per node kept from one scrape to the next (connecting and saying
+    // hello cost more than the requests); a scrape that overlaps another connects anew.
+    mutable std::mutex m_mutex;
+    mutable std::unique_ptr<fabric::FabricSampler> m_sampler;
 };
 
 std::vector<prometheus::MetricFamily> FabricCollector::collect(bool& complete) const {
     // The per-node timeout leaves room for the bookkeeping within the collector's budget.
     const auto timeout = m_budget * 8 / 10;
-    const auto nodes = fabric::FabricSampler(m_dir, timeout, false).sample(false);
+    std::vector<fabric::NodeSample> nodes;
+    if (std::unique_lock lock(m_mutex, std::try_to_lock); lock.owns_lock()) {
+        if (!m_sampler)
+            m_sampler = std::make_unique<fabric::FabricSampler>(m_dir, timeout, true);
+        nodes = m_sampler->sample(false);
+    } else {
+        nodes = fabric::FabricSampler(m_dir, timeout, false).sample(false);
+    }
 
     auto nodes_up = gauge_family("dis_fabric_nodes_up", "Node daemons that answered this scrape.");
     auto node_up = gauge_family("dis_fabric_node_up",

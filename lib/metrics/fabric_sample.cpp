@@ -1,12 +1,14 @@
 // The fabric sampler shared by the exporter and the monitor (dis/fabric_sample.hpp).
 #include "dis/fabric_sample.hpp"
 
+#include "dis/error.hpp"
 #include "dis/fabric_admin.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <set>
 
 namespace dis::fabric {
 
@@ -37,6 +39,7 @@ FabricSampler::~FabricSampler() = default;
 
 std::vector<NodeSample> FabricSampler::sample(bool with_segments) {
     const auto ids = node_socket_ids(m_dir);
+    const auto start = std::chrono::steady_clock::now();
     std::vector<std::future<NodeSample>> pending;
     for (auto id : ids) {
         std::shared_ptr<AdminClient> kept;
@@ -45,12 +48,14 @@ std::vector<NodeSample> FabricSampler::sample(bool with_segments) {
             if (auto it = m_clients.find(id); it != m_clients.end())
                 kept = it->second;
         }
-        pending.push_back(std::async(std::launch::async, [this, id, kept, with_segments] {
+        pending.push_back(std::async(std::launch::async, [this, id, kept, with_segments, start] {
             NodeSample s;
             s.id = id;
             auto ask = [&](AdminClient& client) {
                 s.info = client.node_info();
-                s.links = client.links();
+                // Links as configured: whether each remote end is up is this sample's own
+                // answer (below), where a probing node would connect to every peer in turn.
+                s.links = client.links(false);
                 if (with_segments)
                     s.segments = client.segments();
                 s.up = true;
@@ -60,11 +65,17 @@ std::vector<NodeSample> FabricSampler::sample(bool with_segments) {
                     ask(*kept);
                     return s;
                 } catch (const std::exception&) {
-                    // A restarted daemon or a reply that came too late: start afresh.
+                    // A restarted daemon or a reply that came too late: start afresh, within
+                    // what is left of the timeout (a frozen node costs one timeout in all).
                 }
             }
+            const auto left = m_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - start);
             try {
-                auto client = std::make_shared<AdminClient>(m_dir, id, m_timeout);
+                if (left <= std::chrono::milliseconds(0))
+                    throw Error(ErrorKind::fabric_down,
+                                "node " + std::to_string(id) + " did not answer in time");
+                auto client = std::make_shared<AdminClient>(m_dir, id, left);
                 ask(*client);
                 if (m_keep) {
                     std::lock_guard lock(m_mutex);
@@ -92,6 +103,15 @@ std::vector<NodeSample> FabricSampler::sample(bool with_segments) {
             return !std::binary_search(ids.begin(), ids.end(), kv.first);
         });
     }
+    // A link is up when it is configured up and its remote node answered this sample.
+    std::set<std::uint32_t> answered;
+    for (const auto& n : nodes)
+        if (n.up)
+            answered.insert(n.id);
+    for (auto& n : nodes)
+        for (auto& l : n.links)
+            if (!answered.count(l.remote_node))
+                l.state = "down";
     return nodes;
 }
 

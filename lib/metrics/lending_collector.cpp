@@ -76,7 +76,8 @@ private:
     std::string m_name = "lending";
     std::string m_dir;
     std::chrono::milliseconds m_budget;
-    mutable std::mutex m_mutex;
+    mutable std::mutex m_scrape_mutex; // held by the scrape that uses m_clients
+    mutable std::mutex m_mutex;        // guards m_clients against the per-node tasks
     mutable std::map<std::uint32_t, NodeClients> m_clients;
 };
 
@@ -85,15 +86,18 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
     // room for the bookkeeping.
     const auto timeout = m_budget * 4 / 10;
     const auto ids = fabric::node_socket_ids(m_dir);
+    // The kept connections serve one scrape at a time; one that overlaps it connects anew.
+    std::unique_lock scrape(m_scrape_mutex, std::try_to_lock);
+    const bool keep = scrape.owns_lock();
     std::vector<std::future<NodeLending>> pending;
     for (auto id : ids) {
         NodeClients kept;
-        {
+        if (keep) {
             std::lock_guard lock(m_mutex);
             if (auto it = m_clients.find(id); it != m_clients.end())
                 kept = it->second;
         }
-        pending.push_back(std::async(std::launch::async, [this, id, timeout, kept] {
+        pending.push_back(std::async(std::launch::async, [this, id, timeout, kept, keep] {
             NodeLending n;
             n.id = id;
             auto ask = [&](const NodeClients& c) {
@@ -113,14 +117,18 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
                 NodeClients fresh{std::make_shared<fabric::AdminClient>(m_dir, id, timeout),
                                   std::make_shared<lending::LenderClient>(m_dir, id, 0, timeout)};
                 ask(fresh);
-                std::lock_guard lock(m_mutex);
-                m_clients[id] = fresh;
+                if (keep) {
+                    std::lock_guard lock(m_mutex);
+                    m_clients[id] = fresh;
+                }
             } catch (const std::exception&) {
                 // Dead, frozen or untrusted: this node's series are left out.
                 n = NodeLending{};
                 n.id = id;
-                std::lock_guard lock(m_mutex);
-                m_clients.erase(id);
+                if (keep) {
+                    std::lock_guard lock(m_mutex);
+                    m_clients.erase(id);
+                }
             }
             return n;
         }));
@@ -128,7 +136,7 @@ std::vector<prometheus::MetricFamily> LendingCollector::collect(bool& complete) 
     std::vector<NodeLending> nodes;
     for (auto& f : pending)
         nodes.push_back(f.get());
-    {
+    if (keep) {
         // Nodes whose socket went away keep no connection.
         std::lock_guard lock(m_mutex);
         std::erase_if(m_clients, [&](const auto& kv) {

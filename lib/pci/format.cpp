@@ -1,7 +1,7 @@
 // Names and number formats shared by every rendering of PCI facts (JSON, tables, checks).
 #include "dis/pci.hpp"
 
-#include <cstdio>
+#include <algorithm>
 
 namespace dis::pci {
 
@@ -19,10 +19,19 @@ std::string acs_text(const AcsBits& bits) {
     return s;
 }
 
+// By hand, not snprintf: an exporter scrape formats ten of these per device.
 std::string to_hex(std::uint64_t value, int digits) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%0*llx", digits, static_cast<unsigned long long>(value));
-    return buf;
+    char buf[16];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    do {
+        *--p = "0123456789abcdef"[value & 0xf];
+        value >>= 4;
+    } while (value != 0);
+    const int width = std::min(digits, static_cast<int>(sizeof buf));
+    while (end - p < width)
+        *--p = '0';
+    return std::string(p, end);
 }
 
 } // namespace dis::pci

@@ -66,6 +66,10 @@ nlohmann::json to_json(const Device& d) {
         j["aer_counters"] = d.aer->counters;
     else
         j["aer_counters"] = nullptr;
+    if (d.aer && !d.aer->rootport_totals.empty())
+        j["aer_rootport_totals"] = d.aer->rootport_totals;
+    else
+        j["aer_rootport_totals"] = nullptr;
     if (d.sriov)
         j["sriov"] = {{"initial_vfs", d.sriov->initial_vfs},
                       {"total_vfs", d.sriov->total_vfs},

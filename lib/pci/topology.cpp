@@ -24,8 +24,10 @@ bool Aer::has_errors() const {
 
 Topology::Topology(Source source, std::vector<Device> devices)
     : m_source(std::move(source)), m_devices(std::move(devices)) {
-    std::stable_sort(m_devices.begin(), m_devices.end(),
-                     [](const Device& a, const Device& b) { return a.bdf < b.bdf; });
+    // A scan hands them over sorted already; stable_sort would still move every device.
+    const auto by_bdf = [](const Device& a, const Device& b) { return a.bdf < b.bdf; };
+    if (!std::is_sorted(m_devices.begin(), m_devices.end(), by_bdf))
+        std::stable_sort(m_devices.begin(), m_devices.end(), by_bdf);
     for (std::size_t i = 0; i < m_devices.size(); ++i)
         m_index.emplace(m_devices[i].bdf, i);
 }

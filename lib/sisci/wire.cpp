@@ -1,6 +1,7 @@
 // The software fabric's wire protocol: framing, descriptor passing, validated field access.
 #include "wire.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -15,7 +16,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
+#include <string_view>
 #include <thread>
 
 namespace dis::wire {
@@ -178,30 +179,45 @@ std::string socket_path(const std::string& fabric_dir, std::uint32_t node_id) {
     return fabric_dir + "/node-" + std::to_string(node_id) + ".sock";
 }
 
+// readdir, not std::filesystem: every node_info request lists the fabric directory (which
+// also holds each node's log and pool files), and a path object per entry cost more than the
+// rest of the request.
 std::vector<std::uint32_t> list_node_sockets(const std::string& fabric_dir) {
     std::vector<std::uint32_t> ids;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(fabric_dir, ec)) {
-        std::string name = e.path().filename().string();
-        if (name.rfind("node-", 0) != 0 || name.size() <= 10 ||
-            name.substr(name.size() - 5) != ".sock") {
-            continue;
-        }
-        std::string digits = name.substr(5, name.size() - 10);
-        if (digits.empty() || digits.size() > 9 ||
-            !std::all_of(digits.begin(), digits.end(),
-                         [](char c) { return c >= '0' && c <= '9'; })) {
-            continue;
-        }
-        ids.push_back(static_cast<std::uint32_t>(std::stoul(digits)));
+    DIR* dir = ::opendir(fabric_dir.c_str());
+    if (dir == nullptr) {
+        return ids;
     }
+    constexpr std::string_view prefix = "node-";
+    constexpr std::string_view suffix = ".sock";
+    while (const dirent* e = ::readdir(dir)) {
+        std::string_view name = e->d_name;
+        if (name.size() <= prefix.size() + suffix.size() ||
+            name.substr(0, prefix.size()) != prefix ||
+            name.substr(name.size() - suffix.size()) != suffix) {
+            continue;
+        }
+        std::string_view digits =
+            name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+        if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(),
+                                              [](char c) { return c >= '0' && c <= '9'; })) {
+            continue;
+        }
+        std::uint32_t id = 0;
+        for (char c : digits) {
+            id = id * 10 + static_cast<std::uint32_t>(c - '0');
+        }
+        ids.push_back(id);
+    }
+    ::closedir(dir);
     std::sort(ids.begin(), ids.end());
     return ids;
 }
 
 namespace {
 
-int connect_with(const std::string& path, int extra_type, std::chrono::milliseconds timeout) {
+int connect_with(const std::string& path, int extra_type, std::chrono::milliseconds timeout,
+                 bool restore_blocking = true) {
     sockaddr_un addr{};
     if (path.size() >= sizeof(addr.sun_path)) {
         errno = ENAMETOOLONG;
@@ -230,7 +246,7 @@ int connect_with(const std::string& path, int extra_type, std::chrono::milliseco
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    if (extra_type != 0) {
+    if (extra_type != 0 && restore_blocking) {
         int flags = ::fcntl(fd.get(), F_GETFL);
         ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
     }
@@ -245,6 +261,12 @@ int connect_socket(const std::string& path) {
 
 int connect_socket(const std::string& path, std::chrono::milliseconds timeout) {
     return connect_with(path, SOCK_NONBLOCK, timeout);
+}
+
+bool probe_socket(const std::string& path, std::chrono::milliseconds timeout) {
+    // Closed at once: the descriptor's blocking mode does not matter.
+    const Fd fd(connect_with(path, SOCK_NONBLOCK, timeout, false));
+    return fd.valid();
 }
 
 long peer_uid(int sock) {

@@ -101,6 +101,9 @@ int connect_socket(const std::string& path);
 // is full refuses a non-blocking connect with EAGAIN, retried until the deadline (then -1,
 // errno ETIMEDOUT). The returned socket is blocking.
 int connect_socket(const std::string& path, std::chrono::milliseconds timeout);
+// Whether a connection to `path` is accepted within `timeout` (as connect_socket says), the
+// connection closed at once: a listening daemon's liveness.
+bool probe_socket(const std::string& path, std::chrono::milliseconds timeout);
 
 // The uid at the other end of a connected Unix socket (SO_PEERCRED); -1 when unknown.
 long peer_uid(int sock);

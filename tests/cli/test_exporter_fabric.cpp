@@ -167,6 +167,8 @@ TEST_CASE("exporter: Prometheus scrapes it, and 3 DMA transfers and a killed nod
     CHECK(prom.wait_for("dis_fabric_nodes_up", 1) == 1);
     CHECK(prom.query(R"(dis_fabric_node_up{node="4"})") == 1);
     CHECK(prom.query(R"(dis_scrape_collector_success{collector="fabric"})") == 0);
+    // Node 4's link to it is down: node 8 did not answer the scrape.
+    CHECK(prom.wait_for(R"(dis_fabric_link_up{node="4",remote_node="8"})", 0) == 0);
     // Node 8's own series are left out of the latest scrape (Prometheus marks them stale).
     CHECK(poll_until([&] { return !prom.query(R"(dis_fabric_segments{node="8"})"); }, 20000));
     CHECK(prom.query(R"(dis_fabric_dma_transfers_total{node="4"})") == *transfers0 + 3);
@@ -190,6 +192,7 @@ TEST_CASE("exporter: a SIGSTOPped node's scrape completes within its budget, suc
     CHECK(sample(before.body, R"(dis_scrape_collector_success{collector="fabric"})") == 1);
     CHECK(sample(before.body, R"(dis_fabric_node_up{node="8"})") == 1);
     CHECK(sample(before.body, R"(dis_fabric_segments{node="8"})"));
+    CHECK(sample(before.body, R"(dis_fabric_link_up{node="4",remote_node="8"})") == 1);
 
     fabric.freeze(fabric.daemon_pid(8));
     for (int i = 0; i < 3; ++i) {
@@ -206,7 +209,35 @@ TEST_CASE("exporter: a SIGSTOPped node's scrape completes within its budget, suc
         CHECK_FALSE(sample(r.body, R"(dis_fabric_segments{node="8"})"));
         CHECK(sample(r.body, R"(dis_fabric_node_up{node="4"})") == 1);
         CHECK(sample(r.body, "dis_fabric_nodes_up") == 1);
+        CHECK(sample(r.body, R"(dis_fabric_link_up{node="4",remote_node="8"})") == 0);
         auto check = promtool_check(tmp, r.body);
         CHECK(check.exit_code == 0);
+    }
+}
+
+TEST_CASE("exporter: scrapes reuse their connections to the nodes and probe no links",
+          "[cli][exporter][fabric]") {
+    TempDir tmp;
+    TwoNodes fabric;
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null"});
+    std::vector<std::string> scrapes;
+    for (int i = 0; i < 3; ++i) {
+        auto r = http_get(ex.port(), "/metrics");
+        REQUIRE(r.status == 200);
+        scrapes.push_back(r.body);
+    }
+    // The fabric and lending collectors connect to each node in the first scrape and keep
+    // those connections; links are judged from the nodes' answers, so no node connects to
+    // its peer for them either: nothing more is accepted on either node after the first.
+    for (const char* node : {"4", "8"}) {
+        INFO("node " << node);
+        const std::string series =
+            std::string(R"(dis_fabric_clients_connected_total{node=")") + node + "\"}";
+        const auto second = sample(scrapes[1], series);
+        REQUIRE(second);
+        CHECK(sample(scrapes[2], series) == second);
+        CHECK(sample(scrapes[2], std::string(R"(dis_fabric_link_up{node=")") + node +
+                                     R"(",remote_node=")" + (node[0] == '4' ? "8" : "4") + "\"}") ==
+              1);
     }
 }

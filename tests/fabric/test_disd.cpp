@@ -5,6 +5,7 @@
 #include "dis/error.hpp"
 #include "dis/fabric_admin.hpp"
 #include "dis/fabric_config.hpp"
+#include "dis/fabric_sample.hpp"
 #include "wire.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 using namespace dis::test;
@@ -250,4 +252,70 @@ TEST_CASE("a C program built against the installed SISCI headers ping-pongs betw
     CHECK(client.exit_code == 0);
     CHECK(client.out.find("2000 round trips") != std::string::npos);
     CHECK(wait_child(server, 30000) == 0);
+}
+
+TEST_CASE("links: probed by connecting to each peer, or as configured when the asker judges",
+          "[fabric][config]") {
+    TempDir cfgdir;
+    const std::string conf = cfgdir.path().string() + "/fabric.conf";
+    write_file(conf, "node 4\nnode 8\nnode 12\nlink 4 8\nlink 4 12\n");
+    LocalFabric fabric({4, 8}, {"--config", conf}); // node 12 is declared, never started
+    dis::fabric::AdminClient admin(fabric.dir(), 4);
+    dis::fabric::AdminClient peer(fabric.dir(), 8);
+    const auto accepted = [&] { return peer.node_info().counters.at("clients_total"); };
+    const auto clients = [&] { return peer.node_info().counters.at("clients"); };
+    // Node 8 serves its listening socket and this connection in one loop, in either order.
+    const auto settles = [](const std::function<std::uint64_t()>& read, std::uint64_t want) {
+        for (int i = 0; i < 200 && read() != want; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return read();
+    };
+    const auto before = accepted();
+
+    auto probed = admin.links();
+    REQUIRE(probed.size() == 2);
+    CHECK(probed[0].remote_node == 8);
+    CHECK(probed[0].state == "up");
+    CHECK(probed[1].remote_node == 12);
+    CHECK(probed[1].state == "down"); // nobody accepts at node 12's socket
+    // Node 8 accepted the probe's connection (dropped at once, having said nothing).
+    CHECK(settles(accepted, before + 1) == before + 1);
+
+    auto configured = admin.links(false);
+    REQUIRE(configured.size() == 2);
+    CHECK(configured[0].state == "up");
+    CHECK(configured[1].state == "up"); // configured up: the asker judges node 12 itself
+    CHECK(accepted() == before + 1);    // and node 4 connected to nobody
+    // The probe left no client behind at node 8: this admin connection is its only one.
+    CHECK(settles(clients, 1) == 1);
+}
+
+TEST_CASE("fabric sampler: a link is up while its remote node answers the same sample",
+          "[fabric][config]") {
+    TempDir cfgdir;
+    const std::string conf = cfgdir.path().string() + "/fabric.conf";
+    write_file(conf, "node 4\nnode 8\nnode 12\nlink 4 8\nlink 4 12\nlink 8 12 state=down\n");
+    LocalFabric fabric({4, 8, 12}, {"--config", conf});
+    dis::fabric::FabricSampler sampler(fabric.dir(), std::chrono::milliseconds(1000), true);
+    const auto state = [](const std::vector<dis::fabric::NodeSample>& nodes, std::uint32_t node,
+                          std::uint32_t remote) {
+        for (const auto& n : nodes)
+            for (const auto& l : n.links)
+                if (n.id == node && l.remote_node == remote)
+                    return l.state;
+        return std::string("missing");
+    };
+    auto all = sampler.sample(false);
+    CHECK(state(all, 4, 8) == "up");
+    CHECK(state(all, 8, 4) == "up");
+    CHECK(state(all, 4, 12) == "up");
+    CHECK(state(all, 8, 12) == "down"); // configured down
+
+    fabric.signal(12, SIGKILL); // its socket file stays behind
+    auto after = sampler.sample(false);
+    REQUIRE(after.size() == 3);
+    CHECK_FALSE(after[2].up);
+    CHECK(state(after, 4, 12) == "down");
+    CHECK(state(after, 4, 8) == "up");
+    CHECK(state(after, 8, 4) == "up");
 }

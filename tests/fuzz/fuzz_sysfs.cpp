@@ -1,8 +1,8 @@
-// libFuzzer target: the sysfs reader (dis::pci::scan over Source::sysfs: the root check,
-// libpci's sysfs method, the attribute readers, parents from links and bus ranges, and the
-// IOMMU analysis over kernel/iommu_groups). Each input is unpacked into a small /sys tree
-// under a temporary directory, made of records that each start with a line "@PATH\n" and
-// run to the next "\n@" (or the end of the input):
+// libFuzzer target: the sysfs reader (dis::pci::scan over Source::sysfs: the root check, the
+// config space and attribute readers (modalias or the separate ids), parents from links and
+// bus ranges, and the IOMMU analysis over kernel/iommu_groups). Each input is unpacked into a
+// small /sys tree under a temporary directory, made of records that each start with a line
+// "@PATH\n" and run to the next "\n@" (or the end of the input):
 //
 //   @0000:00:01.0/config               the device's config space (raw bytes)
 //   @0000:00:01.0/0000:01:00.0/numa_node   a device nested below a bridge (parent link)

@@ -37,6 +37,27 @@ std::string hex(std::uint64_t v, int width) {
     return buf;
 }
 
+// What the kernel's modalias attribute prints: the same pci_dev fields as the vendor, device,
+// subsystem_* and class attributes, so a device's `files` overriding those override it too.
+std::string modalias(const FakeDevice& device) {
+    const ConfigSpace& cs = device.config;
+    auto attr = [&](const char* name, std::uint64_t fallback) {
+        auto it = device.files.find(name);
+        return it == device.files.end() ? fallback : std::stoull(it->second, nullptr, 0);
+    };
+    const bool normal = cs.header_type() == 0;
+    const std::uint64_t klass = attr("class", cs.class_code());
+    char buf[96];
+    std::snprintf(
+        buf, sizeof buf, "pci:v%08llXd%08llXsv%08llXsd%08llXbc%02llXsc%02llXi%02llX\n",
+        static_cast<unsigned long long>(attr("vendor", cs.vendor())),
+        static_cast<unsigned long long>(attr("device", cs.device())),
+        static_cast<unsigned long long>(attr("subsystem_vendor", normal ? cs.read16(0x2c) : 0)),
+        static_cast<unsigned long long>(attr("subsystem_device", normal ? cs.read16(0x2e) : 0)),
+        (klass >> 16) & 0xffULL, (klass >> 8) & 0xffULL, klass & 0xffULL);
+    return buf;
+}
+
 const char* sysfs_speed(int code) {
     switch (code) {
     case 1:
@@ -419,6 +440,8 @@ void SysfsTree::add(const FakeDevice& device) {
     }
     for (const auto& [name, content] : device.files)
         write_file(dir / name, content);
+    if (!device.files.count("modalias"))
+        write_file(dir / "modalias", modalias(device));
 
     if (device.driver) {
         fs::path drv = m_root / "bus/pci/drivers" / *device.driver;

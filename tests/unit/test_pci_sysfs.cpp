@@ -103,6 +103,8 @@ TEST_CASE("pci scan reads a fake sysfs tree", "[pci][sysfs]") {
     dis::test::write_file(rp_dir / "aer_dev_correctable",
                           "RxErr 2\nBadTLP 0\nBadDLLP 1\nTOTAL_ERR_COR 3\n");
     dis::test::write_file(rp_dir / "aer_dev_fatal", "DLP 0\nTOTAL_ERR_FATAL 0\n");
+    dis::test::write_file(rp_dir / "aer_rootport_total_err_cor", "5\n");
+    dis::test::write_file(rp_dir / "aer_rootport_total_err_fatal", "0\n");
 
     // Endpoint nested under the root port in sysfs, at bus 05 (outside the bridge's bus
     // range, so only the sysfs nesting can name its parent), trained at 2.5GT/s of 8GT/s.
@@ -190,6 +192,10 @@ TEST_CASE("pci scan reads a fake sysfs tree", "[pci][sysfs]") {
     CHECK(j["bars"][1]["size"] == 0x10000000);
     auto jr = dis::pci::to_json(r);
     CHECK(jr["aer_counters"]["aer_dev_correctable"]["BadDLLP"] == 1);
+    // The root port's totals of its hierarchy; the endpoint keeps none (not a root port).
+    CHECK(jr["aer_rootport_totals"] ==
+          nlohmann::json({{"aer_rootport_total_err_cor", 5}, {"aer_rootport_total_err_fatal", 0}}));
+    CHECK(j["aer_rootport_totals"].is_null());
     CHECK(jr["aer"]["uncorrectable_status"] == nlohmann::json::array({"UnsupReq"}));
 }
 
@@ -250,4 +256,120 @@ TEST_CASE("pci scan rejects bad sysfs roots", "[pci][sysfs]") {
     auto topo = dis::pci::scan(dis::pci::Source::sysfs((names.path() / "sys").string()));
     REQUIRE(topo.devices().size() == 1);
     CHECK(topo.devices()[0].vendor_id == 0x1af4);
+}
+
+TEST_CASE("pci scan takes the kernel's ids and class from modalias, else the attributes",
+          "[pci][sysfs]") {
+    FakeSysfs s;
+    fs::path host = s.root() / "devices/pci0000:00";
+    // Config space says 1af4:1041 class 0200; the kernel (a quirk) says otherwise.
+    auto fn = pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1);
+    fs::path fixed = s.add("0000:00:02.0", host, fn);
+    dis::test::write_file(fixed / "modalias",
+                          "pci:v00008086d00001234sv00001028sd0000ABCDbc01sc08i02\n");
+    // A malformed modalias: the separate attributes are read instead.
+    fs::path odd = s.add("0000:00:03.0", host, fn);
+    dis::test::write_file(odd / "modalias", "pci:v00008086d00001234sv\n");
+    dis::test::write_file(odd / "vendor", "0x10de\n");
+    dis::test::write_file(odd / "device", "0x1d12\n");
+    dis::test::write_file(odd / "class", "0x030200\n");
+    // An SR-IOV VF: config space has no ids or subsystem, the kernel has the PF's.
+    auto vf = pcie_function(0xffff, 0xffff, 0x0200, 0x00, 0x0, 1, 1, 1, 1);
+    vf.u16(0x2c, 0xffff);
+    vf.u16(0x2e, 0xffff);
+    fs::path vf_dir = s.add("0000:00:04.0", host, vf);
+    dis::test::write_file(vf_dir / "modalias",
+                          "pci:v000015B3d0000101Csv000015B3sd00000002bc02sc00i00\n");
+
+    auto topo = dis::pci::scan(dis::pci::Source::sysfs(s.root().string()));
+    const auto& f = topo.get(Bdf::parse("00:02.0"));
+    CHECK(f.vendor_id == 0x8086);
+    CHECK(f.device_id == 0x1234);
+    CHECK(f.class_id == 0x0108);
+    CHECK(f.prog_if == 0x02);
+    // Config space has subsystem ids: those stay (as lspci shows them).
+    CHECK(f.subsystem_vendor_id == 0x0000);
+    const auto& o = topo.get(Bdf::parse("00:03.0"));
+    CHECK(o.vendor_id == 0x10de);
+    CHECK(o.device_id == 0x1d12);
+    CHECK(o.class_id == 0x0302);
+    const auto& v = topo.get(Bdf::parse("00:04.0"));
+    CHECK(v.vendor_id == 0x15b3);
+    CHECK(v.device_id == 0x101c);
+    CHECK(v.subsystem_vendor_id == 0x15b3);
+    CHECK(v.subsystem_device_id == 0x0002);
+}
+
+TEST_CASE("pci scan follows devices' links through their parents' directories", "[pci][sysfs]") {
+    auto kind_of = [](const fs::path& root) {
+        try {
+            dis::pci::scan(dis::pci::Source::sysfs(root.string()));
+        } catch (const dis::Error& e) {
+            return e.kind();
+        }
+        return dis::ErrorKind::os; // "did not throw", which no check below expects
+    };
+    auto fn = pcie_function(0x1af4, 0x1041, 0x0200, 0x00, 0x0, 1, 1, 1, 1);
+    auto bridge = pcie_function(0x8086, 0x9d10, 0x0604, 0x01, 0x4, 3, 4, 3, 4);
+
+    // Eight functions under one root port's directory, as the kernel lays them out.
+    FakeSysfs s;
+    fs::path rp = s.add("0000:00:1c.0", s.root() / "devices/pci0000:00", bridge);
+    for (int f = 0; f < 8; ++f)
+        s.add("0000:05:00." + std::to_string(f), rp, fn);
+    auto topo = dis::pci::scan(dis::pci::Source::sysfs(s.root().string()));
+    REQUIRE(topo.devices().size() == 9);
+    for (int f = 0; f < 8; ++f) {
+        const auto& d = topo.get(Bdf::parse("05:00." + std::to_string(f)));
+        REQUIRE(d.parent);
+        CHECK(*d.parent == Bdf::parse("00:1c.0"));
+        CHECK(d.vendor_id == 0x1af4);
+    }
+    CHECK_FALSE(topo.get(Bdf::parse("00:1c.0")).parent);
+
+    // A device directory that is itself a link, staying inside the tree: read through it.
+    FakeSysfs t;
+    fs::path real = t.add("0000:00:05.0", t.root() / "devices/pci0000:00", fn);
+    fs::rename(real, t.root() / "devices/elsewhere");
+    fs::create_directory_symlink("../elsewhere", real);
+    auto inside = dis::pci::scan(dis::pci::Source::sysfs(t.root().string()));
+    REQUIRE(inside.devices().size() == 1);
+    CHECK(inside.devices()[0].vendor_id == 0x1af4);
+
+    // The same link leaving the tree: refused.
+    FakeSysfs u;
+    dis::test::TempDir outside;
+    fs::path dev = u.add("0000:00:06.0", u.root() / "devices/pci0000:00", fn);
+    fs::rename(dev, outside.path() / "0000:00:06.0");
+    fs::create_directory_symlink(outside.path() / "0000:00:06.0", dev);
+    CHECK(kind_of(u.root()) == dis::ErrorKind::invalid_input);
+
+    // A link to a device directory that does not exist: the device is listed, with nothing
+    // read, its parent still known.
+    FakeSysfs w;
+    fs::path rp2 = w.add("0000:00:1d.0", w.root() / "devices/pci0000:00", bridge);
+    fs::path gone = w.add("0000:06:00.0", rp2, fn);
+    fs::remove_all(gone);
+    auto dangling = dis::pci::scan(dis::pci::Source::sysfs(w.root().string()));
+    REQUIRE(dangling.devices().size() == 2);
+    const auto& g = dangling.get(Bdf::parse("06:00.0"));
+    CHECK(g.vendor_id == 0xffff);
+    CHECK(g.config_size == 0);
+    REQUIRE(g.parent);
+    CHECK(*g.parent == Bdf::parse("00:1d.0"));
+
+    // Entries named other than the kernel names them are refused, as libpci refused them.
+    FakeSysfs x;
+    fs::create_directories(x.root() / "bus/pci/devices/00:07.0");
+    CHECK(kind_of(x.root()) == dis::ErrorKind::invalid_input);
+}
+
+TEST_CASE("pci to_hex pads to the digits asked for and never cuts", "[pci]") {
+    CHECK(dis::pci::to_hex(0, 4) == "0000");
+    CHECK(dis::pci::to_hex(0x8086, 4) == "8086");
+    CHECK(dis::pci::to_hex(0xabc, 2) == "abc");
+    CHECK(dis::pci::to_hex(0x5, 1) == "5");
+    CHECK(dis::pci::to_hex(0x0, 0) == "0");
+    CHECK(dis::pci::to_hex(0xffffffffffffffffULL, 4) == "ffffffffffffffff");
+    CHECK(dis::pci::to_hex(0x1, 8) == "00000001");
 }

@@ -220,7 +220,8 @@ private:
     void op_dma_queue_remove(Request& r);
     void op_dma_region(Request& r);
     void op_dma_region_release(Request& r);
-    void release_client_dma(int client_id);
+    // True when the client held DMA queues or regions (the engine must drop its references).
+    bool release_client_dma(int client_id);
 
     // Admin views (admin_views.cpp).
     void op_node_info(Request& r);
@@ -228,7 +229,9 @@ private:
     void op_links(Request& r);
     json node_info() const;
     json segments_json() const;
-    json links_json() const;
+    // With `probe`, each peer is connected to (a link is up when configured up and the peer
+    // accepts); without, links are as configured.
+    json links_json(bool probe) const;
 
     // Device lending: declaring devices, the pool, its hooks (devices.cpp).
     void start_lending();

@@ -112,7 +112,7 @@ void Daemon::op_dma_region_release(Request& r) {
     r.reply["region_id"] = id;
 }
 
-void Daemon::release_client_dma(int client_id) {
+bool Daemon::release_client_dma(int client_id) {
     std::vector<std::uint64_t> regions;
     std::size_t queues = 0;
     {
@@ -133,7 +133,9 @@ void Daemon::release_client_dma(int client_id) {
                 ++it;
             }
         }
-        ++m_queues_version;
+        if (queues > 0 || !regions.empty()) {
+            ++m_queues_version;
+        }
     }
     for (std::size_t i = 0; i < queues; ++i) {
         release(client_id, Obj::queue, 0);
@@ -141,6 +143,7 @@ void Daemon::release_client_dma(int client_id) {
     for (auto bytes : regions) {
         release(client_id, Obj::region, bytes);
     }
+    return queues > 0 || !regions.empty();
 }
 
 } // namespace dis::disd

@@ -301,6 +301,17 @@ void Daemon::accept_clients() {
             refuse_connection(std::move(sock), cred.uid);
             continue;
         }
+        // A connection closed before it said anything is a peer's link probe (links_json:
+        // connect() alone was the question). Counted as accepted and dropped here, it spares
+        // a client's setup and teardown per probe; a fabric's links view probes every pair.
+        char byte = 0;
+        if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            ++m_clients_total;
+            if (usage.connections == 0 && usage.bytes == 0 && usage.objects == 0) {
+                m_uids.erase(cred.uid);
+            }
+            continue;
+        }
         ++usage.connections;
         Client c;
         c.id = m_next_client++;
@@ -488,9 +499,14 @@ void Daemon::drop_client(int client_id) {
     it->second.doomed = true; // nothing more is sent to it
     release_client_segments(client_id);
     release_client_interrupts(client_id);
-    release_client_dma(client_id);
+    const bool had_dma = release_client_dma(client_id);
     release_client_leases(client_id);
-    wake_engine();
+    // Only a client with DMA queues or regions leaves the engine references to drop. Waking
+    // it for every other client (an admin request, a peer's link probe) cost the node a spin
+    // window of the engine each time.
+    if (had_dma) {
+        wake_engine();
+    }
     // Whatever it still held is released from its uid's account with it.
     Client& c = it->second;
     auto u = m_uids.find(c.uid);

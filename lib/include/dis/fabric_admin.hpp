@@ -42,7 +42,10 @@ public:
 
     NodeInfo node_info();
     std::vector<SegmentInfo> segments();
-    std::vector<LinkInfo> links();
+    // The node's links. With `probe`, a link is up when it is configured up and the node
+    // could connect to the remote daemon just now; without, as configured (the caller judges
+    // the remote end itself: FabricSampler, which has just asked every node).
+    std::vector<LinkInfo> links(bool probe = true);
     // Asks the daemon to release everything and exit.
     void shutdown();
 

@@ -33,9 +33,10 @@ struct NodeSample {
 std::vector<std::uint32_t> node_socket_ids(const std::string& dir);
 
 // Asks every node of `dir`. With `keep_connections`, one admin connection per node is kept
-// between samples (a long-running monitor); a connection that fails is dropped and the node
-// asked once more on a fresh one. Without, every sample connects anew (the exporter's
-// collectors keep nothing between scrapes). sample() may be called from one thread at a time.
+// between samples (the monitor, the exporter's fabric collector); a connection that fails is
+// dropped and the node asked once more on a fresh one, within what is left of the timeout.
+// Without, every sample connects anew. A link is reported up when it is configured up and its
+// remote node answered the same sample. sample() may be called from one thread at a time.
 class FabricSampler {
 public:
     FabricSampler(std::string dir, std::chrono::milliseconds timeout, bool keep_connections);

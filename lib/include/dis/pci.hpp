@@ -111,6 +111,9 @@ struct Aer {
     std::vector<std::string> correctable_status;
     // file name ("aer_dev_correctable") -> counter name ("RxErr", "TOTAL_ERR_COR") -> value
     std::map<std::string, std::map<std::string, std::uint64_t>> counters;
+    // Root ports and event collectors: errors their hierarchy reported to them, by sysfs file
+    // ("aer_rootport_total_err_cor", "..._nonfatal", "..._fatal") -> count.
+    std::map<std::string, std::uint64_t> rootport_totals;
     // Only the sysfs counters are known: the AER capability itself was not read (none, or
     // extended config space unreadable), so the status lists say nothing.
     bool counters_only = false;
@@ -220,6 +223,7 @@ private:
 // of 1,000+ devices every few seconds skips what it does not export.
 struct ScanOptions {
     bool placement = true; // NUMA node, IOMMU group, reset methods, BAR sizes, physfn
+    bool names = true;     // vendor, device and class names (pci.ids is parsed on each scan)
 };
 
 // Reads every device from `source`. Throws dis::Error: not_found for a missing dump or sysfs
