@@ -32,6 +32,11 @@ void from_json(const json& j, AdapterInfo& a) {
     j.at("dma_alignment").get_to(a.dma_alignment);
 }
 
+std::uint64_t NodeInfo::counter(const std::string& key) const {
+    auto it = counters.find(key);
+    return it == counters.end() ? 0 : it->second;
+}
+
 void to_json(json& j, const NodeInfo& n) {
     j = json{{"node_id", n.node_id},   {"name", n.name},         {"pid", n.pid},
              {"uptime_s", n.uptime_s}, {"topology", n.topology}, {"adapters", n.adapters},

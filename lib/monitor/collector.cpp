@@ -22,11 +22,6 @@ std::string wall_time() {
     return buf;
 }
 
-std::uint64_t counter(const fabric::NodeInfo& info, const char* key) {
-    auto it = info.counters.find(key);
-    return it == info.counters.end() ? 0 : it->second;
-}
-
 std::string source_name(const pci::Source& s) {
     switch (s.kind) {
     case pci::Source::Kind::live:
@@ -153,10 +148,10 @@ Snapshot Collector::sample(const Demand& demand) {
         for (auto& n : nodes) {
             NodeRow row;
             if (n.up) {
-                const auto transfers = counter(n.info, "dma_transfers_total");
-                const auto bytes = counter(n.info, "dma_bytes_total");
-                const auto errors = counter(n.info, "dma_errors_total");
-                const auto triggers = counter(n.info, "interrupts_triggered_total");
+                const auto transfers = n.info.counter("dma_transfers_total");
+                const auto bytes = n.info.counter("dma_bytes_total");
+                const auto errors = n.info.counter("dma_errors_total");
+                const auto triggers = n.info.counter("interrupts_triggered_total");
                 auto it = im.previous.find(n.id);
                 if (it != im.previous.end() &&
                     it->second.pid == static_cast<std::uint64_t>(n.info.pid)) {

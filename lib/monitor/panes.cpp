@@ -52,11 +52,6 @@ std::string format_uptime(std::uint64_t s) {
     return buf;
 }
 
-std::uint64_t counter(const fabric::NodeInfo& info, const char* key) {
-    auto it = info.counters.find(key);
-    return it == info.counters.end() ? 0 : it->second;
-}
-
 Style state_style(const std::string& state) {
     if (state == "available" || state == "up")
         return Style::good;
@@ -116,9 +111,9 @@ PaneTable nodes_pane(const Snapshot& s) {
                            std::to_string(links_up) + "/" + std::to_string(n.links.size()),
                            all ? Style::normal : Style::warn));
         r.push_back(text(down, Style::bad));
-        r.push_back(count(counter(n.info, "clients")));
-        r.push_back(count(counter(n.info, "segments")));
-        const auto bytes = counter(n.info, "segment_bytes");
+        r.push_back(count(n.info.counter("clients")));
+        r.push_back(count(n.info.counter("segments")));
+        const auto bytes = n.info.counter("segment_bytes");
         r.push_back(number(static_cast<double>(bytes), format_bytes(static_cast<double>(bytes))));
         r.push_back(rate(row.rates.dma_transfers, false));
         r.push_back(rate(row.rates.dma_bytes, true));
@@ -126,7 +121,7 @@ PaneTable nodes_pane(const Snapshot& s) {
         if (row.rates.dma_errors && *row.rates.dma_errors > 0)
             err.style = Style::bad;
         r.push_back(err);
-        r.push_back(count(counter(n.info, "interrupts")));
+        r.push_back(count(n.info.counter("interrupts")));
         r.push_back(rate(row.rates.interrupts, false));
         r.push_back(text(""));
         p.rows.push_back(std::move(r));
@@ -204,9 +199,9 @@ PaneTable segments_pane(const Snapshot& s) {
     for (const auto& row : s.nodes) {
         if (!row.sample.up)
             continue;
-        segs += counter(row.sample.info, "segments");
-        bytes += counter(row.sample.info, "segment_bytes");
-        intrs += counter(row.sample.info, "interrupts");
+        segs += row.sample.info.counter("segments");
+        bytes += row.sample.info.counter("segment_bytes");
+        intrs += row.sample.info.counter("interrupts");
         if (row.rates.dma_transfers) {
             rates = true;
             transfers += *row.rates.dma_transfers;

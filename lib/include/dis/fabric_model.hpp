@@ -37,6 +37,9 @@ struct NodeInfo {
     std::vector<AdapterInfo> adapters;
     // Daemon counters in base units, Prometheus-style names ("dma_bytes_total", "clients").
     std::map<std::string, std::uint64_t> counters;
+
+    // A counter's value; 0 when the daemon does not report it (an older daemon).
+    std::uint64_t counter(const std::string& key) const;
 };
 
 struct SegmentInfo {
