@@ -169,7 +169,8 @@ const SysfsParentDirs::Dir& SysfsParentDirs::get(const SysfsTree& tree, const st
     Dir dir;
     dir.fd = UniqueFd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (dir.fd.valid() && tree.copy) {
-        dir.resolved = descriptor_path(dir.fd.get()).value_or(resolved_path(path));
+        auto where = descriptor_path(dir.fd.get());
+        dir.resolved = where ? *where : resolved_path(path);
         dir.inside = is_inside(dir.resolved, tree.base);
     }
     return m_dirs.emplace(path, std::move(dir)).first->second;
@@ -194,7 +195,7 @@ DeviceDir open_whole(const SysfsTree& tree, const std::string& path) {
 // outside it.
 DeviceDir locate_device(const SysfsTree& tree, const SysfsTree::Entry& entry, SysfsParentDirs& dirs,
                         Device& dev, bool& parent_known) {
-    const std::string path = tree.devices_dir + "/" + entry.name;
+    auto path = [&] { return tree.devices_dir + "/" + entry.name; }; // for messages
     char buf[4096];
     const ssize_t n = ::readlinkat(tree.devices_fd.get(), entry.name.c_str(), buf, sizeof buf);
     if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) {
@@ -210,25 +211,26 @@ DeviceDir locate_device(const SysfsTree& tree, const SysfsTree::Entry& entry, Sy
     const auto slash = target.rfind('/');
     const std::string parent_path = slash == 0 ? "/" : target.substr(0, slash);
     const std::string name = target.substr(slash + 1);
-    if (auto parent = Bdf::try_parse(fs::path(parent_path).filename().string()))
+    if (auto parent =
+            Bdf::try_parse(std::string_view(parent_path).substr(parent_path.rfind('/') + 1)))
         dev.parent = *parent;
 
     const auto& parent_dir = dirs.get(tree, parent_path);
     if (!parent_dir.fd.valid()) {
         // A dangling link: its words, resolved as far as they exist.
         if (tree.copy)
-            refuse_outside(tree, path, resolved_path(target));
+            refuse_outside(tree, path(), resolved_path(target));
         return DeviceDir();
     }
     if (!parent_dir.inside)
-        refuse_outside(tree, path, parent_dir.resolved + "/" + name);
+        refuse_outside(tree, path(), parent_dir.resolved + "/" + name);
     if (DeviceDir::openat2_usable())
         return DeviceDir(parent_dir.fd.get(), name);
     UniqueFd dir(
         ::openat(parent_dir.fd.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (dir.valid() || (errno != ENOTDIR && errno != ELOOP))
         return DeviceDir(std::move(dir)); // inside its checked parent, or nothing (dangling)
-    return open_whole(tree, path);
+    return open_whole(tree, path());
 }
 
 } // namespace
