@@ -1,8 +1,8 @@
 // Reading devices from a sysfs tree (live /sys or a copy) without libpci (internal to libdis).
-// An exporter scrape reads every device of the machine each time, so each device costs one
-// short lookup (its directory, from its parent's, opened once per scan) and one small read
-// per attribute relative to it; devices are independent of each other and may be read from
-// several threads at once.
+// An exporter scrape reads every device of the machine each time, so each device costs its
+// link's target and one open and read per attribute, relative to its parent's directory
+// (opened once per scan); devices are independent of each other and may be read from several
+// threads at once.
 #pragma once
 
 #include "dis/pci.hpp"
