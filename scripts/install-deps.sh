@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config git
   libcli11-dev nlohmann-json3-dev libpci-dev pciutils pci.ids catch2
   libncurses-dev prometheus-cpp-dev libsqlite3-dev libtomlplusplus-dev prometheus
+  zlib1g-dev                    # the exporter gzips its scrapes (lib/metrics/exposition.cpp)
   tmux                          # dis-tool monitor's terminal tests (tests/cli/test_monitor_tmux.cpp)
   zsh jq ninja-build
   libtsan2                      # gcc's ThreadSanitizer runtime (scripts/ci-tsan.sh)

@@ -1,6 +1,7 @@
 // Size lists for --sizes: "4..4M", "8,64,4K", "1M..16M,100".
 #include "dis/bench.hpp"
 #include "dis/error.hpp"
+#include "dis/strings.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -9,20 +10,8 @@
 
 namespace dis::bench {
 
-namespace {
-
-std::string trim(const std::string& s) {
-    auto b = s.find_first_not_of(" \t");
-    if (b == std::string::npos)
-        return {};
-    auto e = s.find_last_not_of(" \t");
-    return s.substr(b, e - b + 1);
-}
-
-} // namespace
-
 std::uint64_t parse_size(const std::string& text) {
-    const std::string t = trim(text);
+    const std::string t(trim(text));
     std::size_t digits = 0;
     while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits])))
         ++digits;
@@ -55,7 +44,7 @@ std::vector<std::uint64_t> parse_sizes(const std::string& text) {
         auto comma = text.find(',', start);
         if (comma == std::string::npos)
             comma = text.size();
-        const std::string item = trim(text.substr(start, comma - start));
+        const std::string item(trim(text.substr(start, comma - start)));
         start = comma + 1;
         if (item.empty())
             throw Error(ErrorKind::invalid_input, "empty entry in size list '" + text + "'");

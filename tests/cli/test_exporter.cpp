@@ -112,6 +112,73 @@ TEST_CASE("exporter: PCIe series from a sysfs tree pass promtool, with AER and a
     CHECK(ex.child().wait(10000) == 0);
 }
 
+namespace {
+
+// The scrape without its timings, which differ from one scrape to the next.
+std::string without_durations(const std::string& text) {
+    std::string out;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        auto eol = text.find('\n', at);
+        eol = eol == std::string::npos ? text.size() : eol + 1;
+        const auto line = text.substr(at, eol - at);
+        if (line.rfind("dis_scrape_duration_seconds{", 0) != 0)
+            out += line;
+        at = eol;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("exporter: a scraper that accepts gzip gets the same series gzipped; HEAD the headers",
+          "[cli][exporter]") {
+    TempDir tmp;
+    build_tree(tmp.path() / "sys");
+    ExporterProcess ex(tmp, {"--sysfs-root", (tmp.path() / "sys").string(), "--fabric",
+                             (tmp.path() / "nofabric").string()});
+    auto plain = http_get(ex.port(), "/metrics");
+    REQUIRE(plain.status == 200);
+    CHECK(plain.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(plain.header("Content-Encoding").empty());
+    CHECK(plain.header("Content-Length") == std::to_string(plain.body.size()));
+
+    // As Prometheus asks; the body read back by the real gzip.
+    auto packed = http_request(ex.port(), "GET", "/metrics",
+                               {"Accept-Encoding: gzip", "User-Agent: Prometheus/2.42.0"});
+    REQUIRE(packed.status == 200);
+    CHECK(packed.header("Content-Encoding") == "gzip");
+    CHECK(packed.header("Content-Length") == std::to_string(packed.body.size()));
+    CHECK(packed.body.size() < plain.body.size());
+    write_file(tmp.path() / "scrape.gz", packed.body);
+    auto unpacked =
+        run({"/bin/sh", "-c", "exec gzip -dc \"$1\"", "sh", (tmp.path() / "scrape.gz").string()});
+    INFO(unpacked.err);
+    REQUIRE(unpacked.exit_code == 0);
+    CHECK(without_durations(unpacked.out) == without_durations(plain.body));
+    auto check = promtool_check(tmp, unpacked.out);
+    INFO("promtool: " << check.out << check.err);
+    CHECK(check.exit_code == 0);
+
+    // gzip refused by its weight: plain text.
+    auto refused = http_request(ex.port(), "GET", "/metrics", {"Accept-Encoding: gzip;q=0"});
+    CHECK(refused.status == 200);
+    CHECK(refused.header("Content-Encoding").empty());
+    CHECK(without_durations(refused.body) == without_durations(plain.body));
+
+    // HEAD: the reply's headers, no body.
+    auto head = http_request(ex.port(), "HEAD", "/metrics", {});
+    CHECK(head.status == 200);
+    CHECK(head.header("Content-Type") == plain.header("Content-Type"));
+    CHECK(std::stoul(head.header("Content-Length")) > 0);
+    CHECK(head.body.empty());
+    auto post = http_request(ex.port(), "POST", "/metrics", {"Content-Length: 0"});
+    CHECK(post.status == 405);
+    CHECK(post.header("Allow") == "GET, HEAD");
+    // Only /metrics itself.
+    CHECK(http_get(ex.port(), "/metrics/more").status == 404);
+}
+
 TEST_CASE("exporter: basic auth gives 401 without and 200 with the credentials",
           "[cli][exporter]") {
     TempDir tmp;

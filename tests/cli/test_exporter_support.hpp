@@ -79,13 +79,35 @@ inline int free_port() {
 }
 
 struct HttpReply {
-    int status = 0; // 0: no answer
+    int status = 0;   // 0: no answer
+    std::string head; // status line and headers
     std::string body;
+
+    // The value of header `name` (matched as written), empty when absent.
+    std::string header(const std::string& name) const {
+        auto at = head.find("\r\n" + name + ": ");
+        if (at == std::string::npos)
+            return {};
+        at += name.size() + 4;
+        return head.substr(at, head.find("\r\n", at) - at);
+    }
 };
+
+// METHOD http://127.0.0.1:port/target with extra header lines ("Name: value").
+inline HttpReply http_request(int port, const std::string& method, const std::string& target,
+                              const std::vector<std::string>& headers, int timeout_ms = 10000);
 
 // GET http://127.0.0.1:port/target, optionally with an Authorization header.
 inline HttpReply http_get(int port, const std::string& target, const std::string& auth = {},
                           int timeout_ms = 10000) {
+    std::vector<std::string> headers;
+    if (!auth.empty())
+        headers.push_back("Authorization: " + auth);
+    return http_request(port, "GET", target, headers, timeout_ms);
+}
+
+inline HttpReply http_request(int port, const std::string& method, const std::string& target,
+                              const std::vector<std::string>& headers, int timeout_ms) {
     HttpReply reply;
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};
@@ -96,9 +118,10 @@ inline HttpReply http_get(int port, const std::string& target, const std::string
         ::close(fd);
         return reply;
     }
-    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    if (!auth.empty())
-        req += "Authorization: " + auth + "\r\n";
+    std::string req =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    for (const auto& h : headers)
+        req += h + "\r\n";
     req += "\r\n";
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
         ::close(fd);
@@ -123,6 +146,7 @@ inline HttpReply http_get(int port, const std::string& target, const std::string
     auto head_end = raw.find("\r\n\r\n");
     std::string body = head_end == std::string::npos ? "" : raw.substr(head_end + 4);
     const std::string head = raw.substr(0, head_end);
+    reply.head = head;
     if (head.find("Transfer-Encoding: chunked") != std::string::npos) {
         std::string out;
         std::size_t pos = 0;

@@ -42,7 +42,8 @@ std::shared_ptr<SourceCollector> make_fabric_collector(std::string fabric_dir,
 std::shared_ptr<SourceCollector> make_lending_collector(std::string fabric_dir,
                                                         std::chrono::milliseconds budget);
 
-// The one collectable registered with the HTTP exposer.
+// Every source of a scrape, each within its budget, plus the scrape's own series: what
+// `dis-tool exporter` serves at /metrics (rendered by dis/metrics_exposition.hpp).
 class Exporter : public prometheus::Collectable {
 public:
     explicit Exporter(std::vector<std::shared_ptr<SourceCollector>> sources);
