@@ -5,21 +5,23 @@
 # stime) at the start and the end of the measured window, after the monitor shows the load.
 #
 # Usage: scripts/bench-monitor-cpu.sh [-s SECONDS] [-n NODES] [-c SEGMENTS] [-d TENTHS]
-#        [-b BUILD_DIR] [-- MONITOR_OPTIONS...]
+#        [-b BUILD_DIR] [-o SCREEN_FILE] [-- MONITOR_OPTIONS...]
 # Defaults: 60 s, 16 nodes, 1000 segments, -d 10, build/. Prints the monitor's CPU share
-# of one core and exits 1 when it is above 2%, 2 on usage or setup errors.
+# of one core and exits 1 when it is above 2%, 2 on usage or setup errors. -o keeps the
+# screen captured at the end of the window in SCREEN_FILE.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-seconds=60 nodes=16 segments=1000 delay=10 build=$here/build
-while getopts "s:n:c:d:b:h" opt; do
+seconds=60 nodes=16 segments=1000 delay=10 build=$here/build screen_file=
+while getopts "s:n:c:d:b:o:h" opt; do
     case $opt in
     s) seconds=$OPTARG ;;
     n) nodes=$OPTARG ;;
     c) segments=$OPTARG ;;
     d) delay=$OPTARG ;;
     b) build=$OPTARG ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    o) screen_file=$OPTARG ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -94,6 +96,7 @@ t1=$(date +%s%N)
 
 tmux -S "$sock" capture-pane -p -t 0 >"$work/screen.txt"
 head -3 "$work/screen.txt"
+[[ -z $screen_file ]] || cp "$work/screen.txt" "$screen_file"
 awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v tck="$tck" -v n="$nodes" \
     -v s="$segments" -v d="$delay" 'BEGIN {
     wall = (t1 - t0) / 1e9; cpu = (c1 - c0) / tck; pct = 100 * cpu / wall

@@ -131,7 +131,7 @@ std::string without_durations(const std::string& text) {
 
 } // namespace
 
-TEST_CASE("exporter: a scraper that accepts gzip gets the same series gzipped; HEAD the headers",
+TEST_CASE("exporter: a scraper that accepts gzip gets the same series gzipped, HEAD the headers",
           "[cli][exporter]") {
     TempDir tmp;
     build_tree(tmp.path() / "sys");
