@@ -11,6 +11,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 namespace dis::metrics {
@@ -146,6 +147,11 @@ std::string render_text(const std::vector<prometheus::MetricFamily>& families) {
 }
 
 std::string gzip_compress(std::string_view data) {
+    // One deflate call reads and writes at most 4 GiB (uInt): under 2 GiB in, the room for
+    // what comes out fits too. A scrape is megabytes.
+    if (data.size() > std::numeric_limits<uInt>::max() / 2)
+        throw Error(ErrorKind::internal, "zlib: " + std::to_string(data.size()) +
+                                             " bytes are too many to gzip in one piece");
     z_stream zs{};
     // windowBits + 16: a gzip header and trailer around the deflate stream.
     if (deflateInit2(&zs, 1, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
