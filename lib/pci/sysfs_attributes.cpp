@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -172,20 +173,15 @@ bool take_field(std::string_view& text, std::string_view tag, int digits, std::u
     if (text.substr(0, tag.size()) != tag)
         return false;
     text.remove_prefix(tag.size());
-    if (text.size() < static_cast<std::size_t>(digits))
+    const auto n = static_cast<std::size_t>(digits);
+    if (text.size() < n)
         return false;
-    out = 0;
-    for (int i = 0; i < digits; ++i) {
-        const char c = text[static_cast<std::size_t>(i)];
-        int v = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (v < 0)
-            return false;
-        out = out << 4 | static_cast<std::uint32_t>(v);
-    }
-    text.remove_prefix(static_cast<std::size_t>(digits));
+    // from_chars takes neither a sign nor 0x: hex digits only, every one of them.
+    const auto end = text.data() + n;
+    const auto [ptr, ec] = std::from_chars(text.data(), end, out, 16);
+    if (ec != std::errc() || ptr != end)
+        return false;
+    text.remove_prefix(n);
     return true;
 }
 
@@ -204,12 +200,12 @@ std::optional<KernelIds> parse_modalias(std::string_view text) {
     return ids;
 }
 
+} // namespace
+
 // Ids and class as the kernel holds them, which is what lspci shows: an SR-IOV VF's own
 // Vendor and Device ID registers read 0xffff (the kernel takes the PF's vendor and the VF
 // Device ID of the PF's SR-IOV capability), and quirks may fix up ids and classes of broken
 // devices. Subsystem ids come from config space unless it has none (a VF again).
-} // namespace
-
 void read_kernel_ids(const DeviceDir& dir, Device& dev) {
     const bool subsystem_missing =
         dev.subsystem_vendor_id == 0xffff && dev.subsystem_device_id == 0xffff;

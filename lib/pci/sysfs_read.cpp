@@ -189,6 +189,15 @@ DeviceDir open_whole(const SysfsTree& tree, const std::string& path) {
     return DeviceDir(std::move(dir));
 }
 
+// The device directory `name` in `parent_fd`: read beneath the parent when the kernel has
+// openat2, else opened itself, without following a link (ENOTDIR or ELOOP in errno then).
+DeviceDir device_dir_in(int parent_fd, const std::string& name) {
+    if (DeviceDir::openat2_usable())
+        return DeviceDir(parent_fd, name);
+    return DeviceDir(
+        UniqueFd(::openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)));
+}
+
 // Where the device's attributes are read from (invalid: nowhere, a dangling link); sets its
 // parent (the directory its link points into, when that is a PCI device's) and
 // `parent_known` when the entry is a link. Refuses an entry of a copied tree that leads
@@ -200,10 +209,7 @@ DeviceDir locate_device(const SysfsTree& tree, const SysfsTree::Entry& entry, Sy
     const ssize_t n = ::readlinkat(tree.devices_fd.get(), entry.name.c_str(), buf, sizeof buf);
     if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) {
         // Not a link: a directory of bus/pci/devices itself, inside the tree.
-        if (DeviceDir::openat2_usable())
-            return DeviceDir(tree.devices_fd.get(), entry.name);
-        return DeviceDir(UniqueFd(::openat(tree.devices_fd.get(), entry.name.c_str(),
-                                           O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)));
+        return device_dir_in(tree.devices_fd.get(), entry.name);
     }
     parent_known = true;
     const std::string target =
@@ -224,12 +230,11 @@ DeviceDir locate_device(const SysfsTree& tree, const SysfsTree::Entry& entry, Sy
     }
     if (!parent_dir.inside)
         refuse_outside(tree, path(), parent_dir.resolved + "/" + name);
-    if (DeviceDir::openat2_usable())
-        return DeviceDir(parent_dir.fd.get(), name);
-    UniqueFd dir(
-        ::openat(parent_dir.fd.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (dir.valid() || (errno != ENOTDIR && errno != ELOOP))
-        return DeviceDir(std::move(dir)); // inside its checked parent, or nothing (dangling)
+    DeviceDir dir = device_dir_in(parent_dir.fd.get(), name);
+    // Beneath its checked parent (a link in turn shows when config is opened), inside it, or
+    // nothing (dangling); a link in turn opened itself is taken the long way.
+    if (dir.beneath() || dir.valid() || (errno != ENOTDIR && errno != ELOOP))
+        return dir;
     return open_whole(tree, path());
 }
 

@@ -161,6 +161,15 @@ std::string read_file(const std::filesystem::path& path) {
     return ss.str();
 }
 
+std::string gunzip(const std::filesystem::path& dir, const std::string& data) {
+    const auto file = dir / "gunzip-input.gz";
+    write_file(file, data);
+    auto r = run({"/bin/sh", "-c", "exec gzip -dc \"$1\"", "sh", file.string()});
+    INFO("gzip: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+}
+
 std::string join_args(const std::vector<std::string>& args) {
     std::string s;
     for (const auto& a : args)

@@ -56,6 +56,8 @@ std::string fixture(const std::string& rel); // tests/data/<rel>, REQUIREd to ex
 
 void write_file(const std::filesystem::path& path, const std::string& content);
 std::string read_file(const std::filesystem::path& path);
+// `data` unpacked by the real gzip, through a file in `dir`; REQUIREs that gzip takes it.
+std::string gunzip(const std::filesystem::path& dir, const std::string& data);
 
 // The words of a command line joined by spaces, for INFO messages.
 std::string join_args(const std::vector<std::string>& args);

@@ -37,6 +37,11 @@ TEST_CASE("find_disd prefers the binary beside dis-tool, then $PATH", "[fabric]"
     auto on_path = tmp.path() / "path";
     make_exe(beside / "disd");
     make_exe(on_path / "disd");
+    // PATH put back afterwards: later tests in this process run tools found on it (gzip).
+    struct RestorePath {
+        std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+        ~RestorePath() { ::setenv("PATH", saved.c_str(), 1); }
+    } restore;
     ::setenv("PATH", on_path.c_str(), 1);
     CHECK(find_disd(beside.string()) == (beside / "disd").string());
     CHECK(find_disd((tmp.path() / "elsewhere").string()) == (on_path / "disd").string());
