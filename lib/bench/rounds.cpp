@@ -1,12 +1,12 @@
 // Rounds, CPU meters and result builders shared by the test families (rounds.hpp).
 #include "rounds.hpp"
 
+#include "dis/file_text.hpp"
 #include "dis/local_fabric.hpp"
 
 #include <time.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <unistd.h>
 
@@ -22,8 +22,10 @@ std::uint64_t process_cpu_ns() {
 std::optional<double> other_process_cpu_s(pid_t pid) {
     if (pid <= 0)
         return std::nullopt;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto read = read_file_text("/proc/" + std::to_string(pid) + "/stat");
+    if (!read)
+        return std::nullopt; // it exited
+    const std::string& stat = *read;
     // Fields after the command name (which may contain spaces) in parentheses: utime and
     // stime are the 12th and 13th after it.
     auto close = stat.rfind(')');

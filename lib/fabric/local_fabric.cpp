@@ -2,6 +2,7 @@
 
 #include "dis/error.hpp"
 #include "dis/fabric_config.hpp"
+#include "dis/file_text.hpp"
 #include "dis/sisci.hpp"
 #include "dis/unique_fd.hpp"
 #include "fabric_dir.hpp"
@@ -126,8 +127,8 @@ bool process_alive(pid_t pid) {
 
 // Only signal a pid whose command line is a disd serving `node_id`: pids get recycled.
 bool is_disd_of_node(pid_t pid, std::uint32_t node_id) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string raw =
+        read_file_text("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
     std::vector<std::string> args;
     std::string cur;
     for (char c : raw) {

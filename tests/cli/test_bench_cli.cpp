@@ -4,6 +4,7 @@
 #include "support.hpp"
 #include "tool_fabric.hpp"
 
+#include "dis/file_text.hpp"
 #include "dis/local_fabric.hpp"
 
 #include <catch2/catch.hpp>
@@ -16,7 +17,6 @@
 #include <csignal>
 #include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <sys/wait.h>
@@ -32,9 +32,9 @@ using nlohmann::json;
 
 namespace {
 
+// "" when the process exited meanwhile (then it is no responder left behind).
 std::string read_proc(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return dis::read_file_text(path).value_or("");
 }
 
 // Pids of `bench serve` processes started for the fabric in `dir` (found by their

@@ -4,6 +4,7 @@
 // the default pinning with --no-pin.
 #include "support.hpp"
 
+#include "dis/file_text.hpp"
 #include "dis/local_fabric.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,7 +18,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -115,9 +115,9 @@ void check_cpu(const json& r) {
     CHECK_FALSE(r["cpu_remote"].get<std::string>().empty());
 }
 
+// "" when the process exited meanwhile.
 std::string read_proc(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return dis::read_file_text(path).value_or("");
 }
 
 // The `bench serve` process started for the fabric in `dir` (by its environment), or -1.
