@@ -234,3 +234,28 @@ TEST_CASE("exporter: IPv6, TLS, malformed and busy addresses fail with one error
     CHECK(a.exit_code == 2);
     CHECK(a.err.find("expected user:password") != std::string::npos);
 }
+
+TEST_CASE("exporter: a --sysfs-root or --dump it cannot read is refused at start, exit 2",
+          "[cli][exporter]") {
+    TempDir tmp;
+    std::filesystem::create_directories(tmp.path() / "empty");
+    write_file(tmp.path() / "not-a-dump", "this is no lspci dump\n");
+    const std::vector<std::vector<std::string>> sources = {
+        {"--sysfs-root", (tmp.path() / "missing").string()},
+        {"--sysfs-root", (tmp.path() / "empty").string()}, // no bus/pci/devices
+        {"--dump", (tmp.path() / "missing").string()},
+        {"--dump", (tmp.path() / "empty").string()}, // a directory
+        {"--dump", (tmp.path() / "not-a-dump").string()},
+    };
+    for (const auto& source : sources) {
+        // A short timeout: an exporter that started instead would serve until killed.
+        std::vector<std::string> argv = {DIS_TOOL_PATH, "exporter", "--listen", "127.0.0.1:0"};
+        argv.insert(argv.end(), source.begin(), source.end());
+        auto r = dis::test::run(argv, {}, 10);
+        INFO(source[0] << " " << source[1] << ": " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.rfind("dis-tool: error: ", 0) == 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.err.find(source[1]) != std::string::npos);
+    }
+}

@@ -135,9 +135,9 @@ TEST_CASE("exporter: Prometheus scrapes it, and 3 DMA transfers and a killed nod
     TempDir tmp;
     TwoNodes fabric;
     write_file(tmp.path() / "auth", "prom:s3cret\n");
-    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null", "--basic-auth",
-                             (tmp.path() / "auth").string()});
-    // An lspci dump with no devices: only the fabric matters here.
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--sysfs-root", sysfs_without_pcie(tmp),
+                             "--basic-auth", (tmp.path() / "auth").string()});
+    // A /sys without PCIe devices: only the fabric matters here.
     Prometheus prom(tmp, ex.port(), "prom", "s3cret");
 
     CHECK(prom.wait_for(R"(up{job="dis"})", 1) == 1);
@@ -185,8 +185,8 @@ TEST_CASE("exporter: a SIGSTOPped node's scrape completes within its budget, suc
           "[cli][exporter][fabric]") {
     TempDir tmp;
     TwoNodes fabric;
-    ExporterProcess ex(
-        tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null", "--fabric-timeout", "500"});
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--sysfs-root", sysfs_without_pcie(tmp),
+                             "--fabric-timeout", "500"});
     auto before = http_get(ex.port(), "/metrics");
     REQUIRE(before.status == 200);
     CHECK(sample(before.body, R"(dis_scrape_collector_success{collector="fabric"})") == 1);
@@ -219,7 +219,7 @@ TEST_CASE("exporter: scrapes reuse their connections to the nodes and probe no l
           "[cli][exporter][fabric]") {
     TempDir tmp;
     TwoNodes fabric;
-    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null"});
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--sysfs-root", sysfs_without_pcie(tmp)});
     std::vector<std::string> scrapes;
     for (int i = 0; i < 3; ++i) {
         auto r = http_get(ex.port(), "/metrics");

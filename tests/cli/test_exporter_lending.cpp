@@ -47,7 +47,7 @@ TEST_CASE("exporter: Prometheus sees a device borrowed then reclaimed",
           "[cli][exporter][lending]") {
     TempDir tmp;
     LendingFabric fabric(k_devices);
-    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null"});
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--sysfs-root", sysfs_without_pcie(tmp)});
     Prometheus prom(tmp, ex.port());
 
     CHECK(prom.wait_for(R"(dis_scrape_collector_success{collector="lending"})", 1) == 1);
@@ -116,8 +116,8 @@ TEST_CASE("exporter: a SIGSTOPped lender leaves its lending series out within th
           "[cli][exporter][lending]") {
     TempDir tmp;
     LendingFabric fabric(k_devices);
-    ExporterProcess ex(
-        tmp, {"--fabric", fabric.dir(), "--dump", "/dev/null", "--fabric-timeout", "500"});
+    ExporterProcess ex(tmp, {"--fabric", fabric.dir(), "--sysfs-root", sysfs_without_pcie(tmp),
+                             "--fabric-timeout", "500"});
     auto before = http_get(ex.port(), "/metrics");
     REQUIRE(before.status == 200);
     CHECK(sample(before.body, R"(dis_scrape_collector_success{collector="lending"})") == 1);

@@ -78,6 +78,14 @@ inline int free_port() {
     return ntohs(sa.sin_port);
 }
 
+// A /sys tree without PCIe devices (for --sysfs-root), for tests where only the fabric
+// matters: the exporter refuses a source it cannot read.
+inline std::string sysfs_without_pcie(const TempDir& tmp) {
+    const auto root = tmp.path() / "sys-without-pcie";
+    std::filesystem::create_directories(root / "bus" / "pci" / "devices");
+    return root.string();
+}
+
 struct HttpReply {
     int status = 0;   // 0: no answer
     std::string head; // status line and headers

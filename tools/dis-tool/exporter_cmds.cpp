@@ -235,6 +235,12 @@ void run_exporter(const ExporterOptions& o) {
     if (!o.basic_auth.empty())
         creds = read_credentials(o.basic_auth);
 
+    // A --sysfs-root or --dump that cannot be read is a usage error now, not a pci collector
+    // failing on every scrape. The live /sys is not checked: a host without PCI still serves
+    // its fabric series.
+    if (!o.pci.dump.empty() || !o.pci.sysfs_root.empty())
+        (void)pci::scan(o.pci.source(), pci::ScanOptions{.placement = false, .names = false});
+
     std::vector<std::shared_ptr<metrics::SourceCollector>> sources;
     sources.push_back(metrics::make_pci_collector(o.pci.source(), std::chrono::milliseconds(2000)));
     std::optional<std::string> fabric_dir;
