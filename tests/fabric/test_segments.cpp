@@ -2,12 +2,14 @@
 #include "fabric_support.hpp"
 
 #include "dis/fabric_admin.hpp"
+#include "dis/fabric_sample.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <sisci_api.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <thread>
 
@@ -481,4 +483,72 @@ TEST_CASE("broadcast segments are reflective memory for every member", "[fabric]
     SCIUnmapSegment(map, 0, &err);
     SCIRemoveSegment(seg, 0, &err);
     CHECK(err == SCI_ERR_OK);
+}
+
+TEST_CASE("fabric sampler: a kept node's segments are asked again only when they changed",
+          "[fabric][segment]") {
+    LocalFabric fabric({4, 8});
+    dis::fabric::FabricSampler sampler(fabric.dir(), std::chrono::milliseconds(2000), true);
+    auto node4 = [&] {
+        auto nodes = sampler.sample(true);
+        REQUIRE(nodes.size() == 2);
+        REQUIRE(nodes[0].id == 4);
+        REQUIRE(nodes[0].up);
+        REQUIRE(nodes[0].segments);
+        return nodes[0];
+    };
+    auto segment42 = [](const dis::fabric::NodeSample& n) {
+        for (const auto& seg : *n.segments)
+            if (seg.segment_id == 42)
+                return std::optional(seg);
+        return std::optional<dis::fabric::SegmentInfo>();
+    };
+
+    SisciSession s(fabric, 4);
+    sci_error_t err;
+    sci_local_segment_t seg = make_available(s.sd, 42, 8192);
+    auto first = node4();
+    REQUIRE(segment42(first));
+    CHECK(segment42(first)->state == "available");
+    CHECK(segment42(first)->connections == 0);
+
+    // Nothing changes: the daemon is asked node_info and links alone (its requests_total
+    // counts the node_info that reports it), and the kept list is the same.
+    auto second = node4();
+    auto third = node4();
+    CHECK(third.info.counter("segment_changes_total") ==
+          second.info.counter("segment_changes_total"));
+    CHECK(third.info.counter("requests_total") - second.info.counter("requests_total") == 2);
+    REQUIRE(segment42(third));
+    CHECK(segment42(third)->state == "available");
+
+    // A connection, its end, and the segment's removal each show in the next sample.
+    sci_remote_segment_t rs;
+    SCIConnectSegment(s.sd, &rs, 4, 42, 0, nullptr, nullptr, 0, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    auto connected = node4();
+    CHECK(connected.info.counter("segment_changes_total") >
+          third.info.counter("segment_changes_total"));
+    REQUIRE(segment42(connected));
+    CHECK(segment42(connected)->connections == 1);
+
+    SCIDisconnectSegment(rs, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    auto disconnected = node4();
+    REQUIRE(segment42(disconnected));
+    CHECK(segment42(disconnected)->connections == 0);
+
+    SCIRemoveSegment(seg, 0, &err);
+    REQUIRE(err == SCI_ERR_OK);
+    CHECK_FALSE(segment42(node4()));
+
+    // A restarted daemon (another pid) counts from zero again: its segments are asked anew,
+    // not taken from the list kept for the one before.
+    make_available(s.sd, 43, 4096);
+    REQUIRE(node4().segments->size() == 1);
+    fabric.signal(4, SIGKILL);
+    fabric.start(4);
+    auto restarted = node4();
+    CHECK(restarted.info.pid != first.info.pid);
+    CHECK(restarted.segments->empty());
 }

@@ -79,6 +79,7 @@ nlohmann::json Daemon::node_info() const {
                      {"clients_total", m_clients_total},
                      {"segments", m_segments.size()},
                      {"segment_bytes", seg_bytes},
+                     {"segment_changes_total", m_segment_changes},
                      {"connections", connections},
                      {"interrupts", m_interrupts.size()},
                      {"interrupts_triggered_total", interrupts_triggered()},

@@ -388,6 +388,9 @@ private:
     std::uint64_t m_connections_refused = 0; // over --max-uid-connections
     std::uint64_t m_accept_errors = 0;       // accept() failed (EMFILE, ENFILE, ...)
     std::uint64_t m_triggers_retired = 0;    // triggers of interrupts since removed
+    // Every seg_* request and every client gone: a reader of the "segments" reply that sees
+    // the same value in node_info knows the reply would be the same, and need not ask again.
+    std::uint64_t m_segment_changes = 0;
 };
 
 // Error reply for a request the daemon refuses: carries an sci_error_t code.

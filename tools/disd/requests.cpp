@@ -116,6 +116,8 @@ bool Daemon::dispatch(Client& c, wire::Message& msg, json& reply, std::vector<in
     if (op->needs_hello && !c.hello) {
         refuse(SCI_ERR_NOT_INITIALIZED, "say hello first");
     }
+    if (name.rfind("seg_", 0) == 0)
+        ++m_segment_changes; // counted before it runs: one that fails changed nothing, harmless
     Request r{c, msg.body, msg.fds, reply, fds};
     (this->*(op->handler))(r);
     return !r.deferred;

@@ -298,6 +298,7 @@ void Daemon::op_seg_map(Request& r) {
 }
 
 void Daemon::release_client_segments(int client_id) {
+    ++m_segment_changes;
     auto it = m_clients.find(client_id);
     std::uint32_t client_node = it != m_clients.end() ? it->second.node_id : 0;
     // Connections it held on other clients' segments: tell the owners.

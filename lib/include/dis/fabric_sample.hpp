@@ -5,6 +5,7 @@
 #pragma once
 
 #include "dis/fabric_model.hpp"
+#include "dis/parallel.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -36,7 +37,8 @@ std::vector<std::uint32_t> node_socket_ids(const std::string& dir);
 // between samples (the monitor, the exporter's fabric collector); a connection that fails is
 // dropped and the node asked once more on a fresh one, within what is left of the timeout.
 // Without, every sample connects anew. A link is reported up when it is configured up and its
-// remote node answered the same sample. sample() may be called from one thread at a time.
+// remote node answered the same sample. A kept node's segments are asked again only when its
+// segment_changes_total moved. sample() may be called from one thread at a time.
 class FabricSampler {
 public:
     FabricSampler(std::string dir, std::chrono::milliseconds timeout, bool keep_connections);
@@ -48,11 +50,24 @@ public:
     std::vector<NodeSample> sample(bool with_segments);
 
 private:
+    NodeSample sample_node(std::uint32_t id, bool with_segments,
+                           std::chrono::steady_clock::time_point start);
+    std::vector<SegmentInfo> segments_of(std::uint32_t id, AdminClient& client,
+                                         const NodeInfo& info);
+
+    struct KeptSegments {
+        pid_t pid = 0;
+        std::uint64_t changes = 0; // the daemon's segment_changes_total when they were read
+        std::vector<SegmentInfo> segments;
+    };
+
     std::string m_dir;
     std::chrono::milliseconds m_timeout;
     bool m_keep;
-    std::mutex m_mutex; // guards m_clients against the per-node tasks
+    std::mutex m_mutex; // guards m_clients and m_segments against the per-node jobs
     std::map<std::uint32_t, std::shared_ptr<AdminClient>> m_clients;
+    std::map<std::uint32_t, KeptSegments> m_segments; // with keep_connections only
+    WorkerPool m_pool; // one thread per node, kept between samples; last, so joined first
 };
 
 } // namespace dis::fabric
