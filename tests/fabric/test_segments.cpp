@@ -504,51 +504,71 @@ TEST_CASE("fabric sampler: a kept node's segments are asked again only when they
         return std::optional<dis::fabric::SegmentInfo>();
     };
 
-    SisciSession s(fabric, 4);
-    sci_error_t err;
-    sci_local_segment_t seg = make_available(s.sd, 42, 8192);
-    auto first = node4();
-    REQUIRE(segment42(first));
-    CHECK(segment42(first)->state == "available");
-    CHECK(segment42(first)->connections == 0);
+    pid_t first_pid = 0;
+    {
+        SisciSession s(fabric, 4);
+        sci_error_t err;
+        sci_local_segment_t seg = make_available(s.sd, 42, 8192);
+        auto first = node4();
+        first_pid = first.info.pid;
+        REQUIRE(segment42(first));
+        CHECK(segment42(first)->state == "available");
+        CHECK(segment42(first)->connections == 0);
 
-    // Nothing changes: the daemon is asked node_info and links alone (its requests_total
-    // counts the node_info that reports it), and the kept list is the same.
-    auto second = node4();
-    auto third = node4();
-    CHECK(third.info.counter("segment_changes_total") ==
-          second.info.counter("segment_changes_total"));
-    CHECK(third.info.counter("requests_total") - second.info.counter("requests_total") == 2);
-    REQUIRE(segment42(third));
-    CHECK(segment42(third)->state == "available");
+        // Nothing changes: the daemon is asked node_info and links alone (its requests_total
+        // counts the node_info that reports it), and the kept list is the same.
+        auto second = node4();
+        auto third = node4();
+        CHECK(third.info.counter("segment_changes_total") ==
+              second.info.counter("segment_changes_total"));
+        CHECK(third.info.counter("requests_total") - second.info.counter("requests_total") == 2);
+        REQUIRE(segment42(third));
+        CHECK(segment42(third)->state == "available");
 
-    // A connection, its end, and the segment's removal each show in the next sample.
-    sci_remote_segment_t rs;
-    SCIConnectSegment(s.sd, &rs, 4, 42, 0, nullptr, nullptr, 0, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
-    auto connected = node4();
-    CHECK(connected.info.counter("segment_changes_total") >
-          third.info.counter("segment_changes_total"));
-    REQUIRE(segment42(connected));
-    CHECK(segment42(connected)->connections == 1);
+        // A connection, its end, and the segment's removal each show in the next sample.
+        sci_remote_segment_t rs;
+        SCIConnectSegment(s.sd, &rs, 4, 42, 0, nullptr, nullptr, 0, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+        auto connected = node4();
+        CHECK(connected.info.counter("segment_changes_total") >
+              third.info.counter("segment_changes_total"));
+        REQUIRE(segment42(connected));
+        CHECK(segment42(connected)->connections == 1);
 
-    SCIDisconnectSegment(rs, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
-    auto disconnected = node4();
-    REQUIRE(segment42(disconnected));
-    CHECK(segment42(disconnected)->connections == 0);
+        SCIDisconnectSegment(rs, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+        auto disconnected = node4();
+        REQUIRE(segment42(disconnected));
+        CHECK(segment42(disconnected)->connections == 0);
 
-    SCIRemoveSegment(seg, 0, &err);
-    REQUIRE(err == SCI_ERR_OK);
-    CHECK_FALSE(segment42(node4()));
+        SCIRemoveSegment(seg, 0, &err);
+        REQUIRE(err == SCI_ERR_OK);
+        CHECK_FALSE(segment42(node4()));
+    } // the session ends with no segment left
 
     // A restarted daemon (another pid) counts from zero again: its segments are asked anew,
-    // not taken from the list kept for the one before.
-    make_available(s.sd, 43, 4096);
-    REQUIRE(node4().segments->size() == 1);
+    // not taken from the list kept for the one before. A child process holds segment 43
+    // until it is killed with the daemon (its segment handle dies with it, no leak here).
+    Gate created;
+    const pid_t holder = spawn_node_process(fabric, 4, [&](sci_desc_t sd) {
+        sci_local_segment_t held = nullptr;
+        sci_error_t e;
+        SCICreateSegment(sd, &held, 43, 4096, nullptr, nullptr, 0, &e);
+        if (e != SCI_ERR_OK)
+            return 1;
+        created.open();
+        for (;;)
+            pause();
+    });
+    REQUIRE(created.wait(10000));
+    auto held = node4();
+    REQUIRE(held.segments->size() == 1);
+    CHECK(held.segments->front().segment_id == 43);
     fabric.signal(4, SIGKILL);
+    kill(holder, SIGKILL);
+    wait_child(holder);
     fabric.start(4);
     auto restarted = node4();
-    CHECK(restarted.info.pid != first.info.pid);
+    CHECK(restarted.info.pid != first_pid);
     CHECK(restarted.segments->empty());
 }
